@@ -1,0 +1,388 @@
+"""The scoring core: fold one message into a lead's state, or let time pass.
+
+Pure functions of (state, message or instant, rules); time is event time in
+epoch seconds, passed in, never read from a clock. The order of work within
+one message follows the design: decay up to the message, apply it, then
+disqualification, sales events, and the thresholds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from scoring.messages import Group, Identify, Message, SalesEvent, Track, qualification_update
+from scoring.outputs import (
+    TOP_RULES,
+    CriteriaState,
+    Explanation,
+    RulePoints,
+    ScoreSnapshot,
+    Transition,
+    transition_id,
+)
+from scoring.rules import Rules
+from scoring.state import LeadState, Stage, has_seen, message_digest, new_lead, remember
+
+
+def apply_message(
+    state: LeadState | None, message: Message, rules: Rules
+) -> tuple[LeadState, list[Transition]]:
+    """The lead's state after `message`, and the stage changes it caused (in order).
+
+    `state` is None for a lead never seen before. A message already applied
+    to the lead (same messageId, within the dedupe window) changes nothing.
+    """
+    lead = state if state is not None else new_lead(message.lead_id)
+    digest = message_digest(message.messageId)
+    if has_seen(lead.seen, digest):
+        return lead, []
+    work = _Work.of(lead, rules)
+    at = message.timestamp.timestamp()
+    if work.clock is None:
+        work.clock = at
+    elif at > work.clock:
+        work.demote_on_decay_until(at)
+        work.decay_to(at)
+
+    previous_disqualifiers = lead.disqualifiers
+    if isinstance(message, Identify | Group):
+        work.merge_traits(message)
+    if work.fit_fingerprint != rules.fingerprint:
+        work.evaluate_fit()
+    work.fire_engagement_rules(message, at)
+    sales_event = _sales_event(message)
+    if sales_event is SalesEvent.QUALIFICATION_UPDATED:
+        framework, update = qualification_update(message.properties)  # type: ignore[union-attr]
+        work.criteria = {
+            **work.criteria,
+            framework: {**work.criteria.get(framework, {}), **update},
+        }
+
+    trigger = f"message:{message.messageId}"
+    work.disqualification(previous_disqualifiers, sales_event, message, trigger)
+    if sales_event is SalesEvent.LEAD_RECYCLED:
+        if work.stage is not Stage.LEAD:
+            work.move(Stage.LEAD, "recycled by sales", trigger, message.messageId)
+            work.disqualified_by = None
+    else:
+        if sales_event is SalesEvent.LEAD_ACCEPTED and work.stage in (Stage.LEAD, Stage.MQL):
+            work.move(Stage.SQL, "accepted by sales", trigger, message.messageId)
+        work.thresholds(trigger, message.messageId)
+
+    work.seen = remember(lead.seen, digest)
+    return work.state(), work.transitions
+
+
+def advance(state: LeadState, until: float, rules: Rules) -> tuple[LeadState, list[Transition]]:
+    """Let event time pass to `until` with no message: an mql lead whose engagement
+    decays across the exit line is demoted at the crossing instant (and its
+    clock moves there). Every other state comes back unchanged."""
+    crossing = next_crossing(state, rules)
+    if crossing is None or crossing > until:
+        return state, []
+    work = _Work.of(state, rules)
+    work.demote_on_decay_until(until)
+    return work.state(), work.transitions
+
+
+def next_crossing(state: LeadState, rules: Rules) -> float | None:
+    """When decay will take this mql lead below the exit line, in epoch seconds; else None."""
+    if state.stage is not Stage.MQL or state.clock is None:
+        return None
+    return _crossing(sum(state.engagement.values()), state.clock, rules)
+
+
+def snapshot(state: LeadState, rules: Rules, at: float | None = None) -> ScoreSnapshot:
+    """Scores and explanation as of `at` (default: the lead's clock; never before it).
+
+    The stage is the state's: to see decay demotions up to `at`, `advance` first.
+    """
+    clock = state.clock if state.clock is not None else (at or 0.0)
+    moment = max(at, clock) if at is not None else clock
+    engagement = _decayed(state.engagement, moment - clock, rules.half_life)
+    explanation = _explain(state, engagement, rules)
+    return ScoreSnapshot(
+        lead_id=state.lead_id,
+        stage=state.stage,
+        as_of=_datetime(moment),
+        fit_score=_round(state.fit_score),
+        engagement_score=_round(sum(engagement.values())),
+        explanation=explanation,
+        rules_version=rules.version,
+    )
+
+
+def _sales_event(message: Message) -> SalesEvent | None:
+    if not isinstance(message, Track):
+        return None
+    try:
+        return SalesEvent(message.event)
+    except ValueError:
+        return None
+
+
+def _crossing(total: float, clock: float, rules: Rules) -> float | None:
+    half_life = rules.half_life
+    line = rules.stages.mql_exit_line
+    if half_life is None or line <= 0 or total <= line:
+        return None
+    return clock + half_life * math.log2(total / line)
+
+
+def _decayed(engagement: dict[str, float], elapsed: float, half_life: float | None) -> dict[str, float]:
+    if half_life is None or elapsed == 0 or not engagement:
+        return engagement
+    factor = 0.5 ** (elapsed / half_life)
+    return {rule_id: points * factor for rule_id, points in engagement.items()}
+
+
+def _datetime(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _round(points: float) -> float:
+    return round(points, 3) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def _explain(state_or_work: LeadState | _Work, engagement: dict[str, float], rules: Rules) -> Explanation:
+    fit = [RulePoints(rule_id=r, kind="fit", points=_round(p)) for r, p in state_or_work.fit.items()]
+    scored = [
+        RulePoints(rule_id=r, kind="engagement", points=_round(p)) for r, p in engagement.items()
+    ]
+    scored.sort(key=lambda rule: -abs(rule.points))
+    disqualified_by = None
+    if state_or_work.stage is Stage.DISQUALIFIED:
+        disqualified_by = (
+            ", ".join(state_or_work.disqualifiers)
+            if state_or_work.disqualified_by == "rules"
+            else "sales"
+        )
+    return Explanation(
+        fit=fit,
+        engagement=scored,
+        disqualified_by=disqualified_by,
+        criteria=_criteria_state(state_or_work.criteria, rules),
+    )
+
+
+def _criteria_state(criteria: dict[str, dict[str, bool]], rules: Rules) -> CriteriaState:
+    qualification = rules.qualification
+    answers = criteria.get(qualification.framework, {})
+    met = [c for c in qualification.criteria if answers.get(c) is True]
+    return CriteriaState(
+        framework=qualification.framework,
+        met=met,
+        unmet=[c for c in qualification.criteria if answers.get(c) is False],
+        unknown=[c for c in qualification.criteria if c not in answers],
+        require=qualification.required,
+        ready=len(met) >= qualification.required,
+    )
+
+
+@dataclass(slots=True)
+class _Work:
+    """The lead being worked on during one call: mutable here, frozen again by `state()`."""
+
+    rules: Rules
+    lead_id: str
+    stage: Stage
+    clock: float | None
+    traits: dict[str, Any]
+    fit: dict[str, float]
+    disqualifiers: tuple[str, ...]
+    fit_fingerprint: str
+    disqualified_by: str | None
+    criteria: dict[str, dict[str, bool]]
+    engagement: dict[str, float]
+    firings: dict[str, tuple[float, ...]]
+    seen: bytes
+    transitions: list[Transition] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, lead: LeadState, rules: Rules) -> _Work:
+        return cls(
+            rules=rules,
+            lead_id=lead.lead_id,
+            stage=lead.stage,
+            clock=lead.clock,
+            traits=lead.traits,
+            fit=lead.fit,
+            disqualifiers=lead.disqualifiers,
+            fit_fingerprint=lead.fit_fingerprint,
+            disqualified_by=lead.disqualified_by,
+            criteria=lead.criteria,
+            engagement=lead.engagement,
+            firings=lead.firings,
+            seen=lead.seen,
+        )
+
+    def state(self) -> LeadState:
+        # Every field is built here from validated parts: skip re-validation.
+        return LeadState.model_construct(
+            lead_id=self.lead_id,
+            stage=self.stage,
+            clock=self.clock,
+            traits=self.traits,
+            fit=self.fit,
+            disqualifiers=self.disqualifiers,
+            fit_fingerprint=self.fit_fingerprint,
+            disqualified_by=self.disqualified_by,
+            criteria=self.criteria,
+            engagement=self.engagement,
+            firings=self.firings,
+            seen=self.seen,
+        )
+
+    # -- time -------------------------------------------------------------
+
+    def decay_to(self, at: float) -> None:
+        assert self.clock is not None
+        self.engagement = _decayed(self.engagement, at - self.clock, self.rules.half_life)
+        self.clock = at
+
+    def demote_on_decay_until(self, until: float) -> None:
+        """If decay takes this mql lead across the exit line by `until`, demote it there."""
+        if self.stage is not Stage.MQL or self.clock is None:
+            return
+        crossing = _crossing(sum(self.engagement.values()), self.clock, self.rules)
+        if crossing is None or crossing > until:
+            return
+        self.decay_to(crossing)
+        line = self.rules.stages.mql_exit_line
+        instant = _datetime(crossing).isoformat()
+        self.move(Stage.LEAD, f"engagement decayed below {line:g}", f"decay:{instant}", None)
+
+    # -- applying a message -------------------------------------------------
+
+    def merge_traits(self, message: Identify | Group) -> None:
+        """Last write per trait wins; group traits (and an identify `company`) go under company."""
+        traits = dict(self.traits)
+        if isinstance(message, Identify):
+            incoming = dict(message.traits)
+            company_update = incoming.pop("company", None)
+            traits.update(incoming)
+        else:
+            company_update = {"id": message.groupId, **message.traits}
+        if isinstance(company_update, dict):
+            traits["company"] = {**traits.get("company", {}), **company_update}
+        self.traits = traits
+        self.evaluate_fit()
+
+    def evaluate_fit(self) -> None:
+        matching = self.rules.fit_rules_matching(self.traits)
+        self.fit = {rule.id: rule.points for rule in matching if not rule.disqualify}
+        self.disqualifiers = tuple(rule.id for rule in matching if rule.disqualify)
+        self.fit_fingerprint = self.rules.fingerprint
+
+    def fire_engagement_rules(self, message: Message, at: float) -> None:
+        fired = self.rules.engagement_rules_matching(message)
+        if not fired:
+            return
+        assert self.clock is not None
+        half_life = self.rules.half_life
+        # A late message's points count decayed from its own time.
+        factor = 1.0 if half_life is None else 0.5 ** ((self.clock - at) / half_life)
+        engagement = dict(self.engagement)
+        for rule in fired:
+            if rule.limit is not None:
+                counted = self._count_within_limit(rule.id, rule.limit.count, rule.limit.window, at)
+                if not counted:
+                    continue
+            engagement[rule.id] = engagement.get(rule.id, 0.0) + rule.points * factor
+        self.engagement = engagement
+
+    def _count_within_limit(self, rule_id: str, count: int, window: float, at: float) -> bool:
+        """Record a firing at `at` unless `count` counted firings already lie in [at - window, at]."""
+        times = self.firings.get(rule_id, ())
+        start = at - window
+        if sum(1 for t in times if start <= t <= at) >= count:
+            return False
+        assert self.clock is not None
+        reach = self.clock - 2 * window
+        kept = sorted(t for t in (*times, at) if t >= reach)
+        self.firings = {**self.firings, rule_id: tuple(kept[-4 * count :])}
+        return True
+
+    # -- stages -------------------------------------------------------------
+
+    def move(self, to_stage: Stage, reason: str, trigger: str, message_id: str | None) -> None:
+        assert self.clock is not None
+        engagement = dict(self.engagement)
+        explanation = _explain(self, engagement, self.rules)
+        contributions = sorted(
+            [*explanation.fit, *explanation.engagement], key=lambda rule: -abs(rule.points)
+        )
+        self.transitions.append(
+            Transition(
+                transition_id=transition_id(self.lead_id, self.stage, to_stage, trigger),
+                lead_id=self.lead_id,
+                from_stage=self.stage,
+                to_stage=to_stage,
+                occurred_at=_datetime(self.clock),
+                trigger="decay" if message_id is None else "message",
+                message_id=message_id,
+                reason=reason,
+                fit_score=_round(sum(self.fit.values())),
+                engagement_score=_round(sum(engagement.values())),
+                top_rules=contributions[:TOP_RULES],
+                criteria=explanation.criteria,
+                rules_version=self.rules.version,
+            )
+        )
+        self.stage = to_stage
+
+    def disqualification(
+        self,
+        previous_disqualifiers: tuple[str, ...],
+        sales_event: SalesEvent | None,
+        message: Message,
+        trigger: str,
+    ) -> None:
+        rejected = sales_event is SalesEvent.LEAD_REJECTED
+        if self.stage is Stage.DISQUALIFIED:
+            if rejected:
+                self.disqualified_by = "sales"
+            elif self.disqualified_by == "rules" and not self.disqualifiers:
+                self.move(
+                    Stage.LEAD, "disqualifying traits no longer match", trigger, message.messageId
+                )
+                self.disqualified_by = None
+        elif rejected:
+            why = message.properties.get("reason")  # type: ignore[union-attr]
+            reason = f"rejected by sales: {why}" if why else "rejected by sales"
+            self.move(Stage.DISQUALIFIED, reason, trigger, message.messageId)
+            self.disqualified_by = "sales"
+        elif self.disqualifiers and not previous_disqualifiers:
+            reason = f"disqualified by rule {', '.join(self.disqualifiers)}"
+            self.move(Stage.DISQUALIFIED, reason, trigger, message.messageId)
+            self.disqualified_by = "rules"
+
+    def thresholds(self, trigger: str, message_id: str) -> None:
+        thresholds = self.rules.stages
+        fit = sum(self.fit.values())
+        engagement = sum(self.engagement.values())
+        if self.stage is Stage.LEAD:
+            if fit >= thresholds.mql.min_fit and engagement >= thresholds.mql.min_engagement:
+                reason = (
+                    f"fit {fit:g} >= {thresholds.mql.min_fit:g} and engagement "
+                    f"{engagement:.1f} >= {thresholds.mql.min_engagement:g}"
+                )
+                self.move(Stage.MQL, reason, trigger, message_id)
+        if self.stage is not Stage.MQL:
+            return
+        criteria = _criteria_state(self.criteria, self.rules)
+        if criteria.ready:
+            reason = (
+                f"{criteria.framework} criteria met: {', '.join(criteria.met)} "
+                f"({len(criteria.met)} of {len(self.rules.qualification.criteria)}, "
+                f"{criteria.require} required)"
+            )
+            self.move(Stage.SQL, reason, trigger, message_id)
+        elif fit < thresholds.mql.min_fit:
+            self.move(Stage.LEAD, f"fit {fit:g} below {thresholds.mql.min_fit:g}", trigger, message_id)
+        elif engagement < thresholds.mql_exit_line:
+            reason = f"engagement {engagement:.1f} below {thresholds.mql_exit_line:g}"
+            self.move(Stage.LEAD, reason, trigger, message_id)

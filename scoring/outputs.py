@@ -1,0 +1,121 @@
+"""What leadscore publishes: transitions, score snapshots and sales alerts.
+
+These models are the topic contracts; `scoring.schemas` generates their JSON
+Schemas for consumers in any language.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scoring.messages import Framework
+from scoring.state import Stage
+
+# Transition ids are UUIDv5 in this namespace: the same inputs give the same id.
+TRANSITION_NAMESPACE = uuid.UUID("6f1c3f0e-9a55-4d2b-8a57-2f0e0c4a6b1d")
+TOP_RULES = 5
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class RulePoints(_Output):
+    """One rule's share of a score: fit points, or engagement points decayed to the moment."""
+
+    rule_id: str
+    kind: Literal["fit", "engagement"]
+    points: float
+
+
+class CriteriaState(_Output):
+    """Where the lead stands on the qualification framework that confirms an SQL."""
+
+    framework: Framework
+    met: list[str]
+    unmet: list[str]
+    unknown: list[str] = Field(description="criteria sales has not answered yet")
+    require: int
+    ready: bool
+
+
+class Explanation(_Output):
+    fit: list[RulePoints]
+    engagement: list[RulePoints]
+    disqualified_by: str | None = Field(
+        description="'sales' or the disqualifying fit rules; null unless disqualified"
+    )
+    criteria: CriteriaState
+
+
+class Transition(_Output):
+    """One stage change of one lead: the value on the `lead-transitions` topic."""
+
+    transition_id: str = Field(
+        description="UUIDv5 of lead, stages and trigger: a replay yields the same id"
+    )
+    lead_id: str
+    from_stage: Stage
+    to_stage: Stage
+    occurred_at: datetime = Field(description="event time of the change")
+    trigger: Literal["message", "decay"]
+    message_id: str | None = Field(description="the triggering message; null for decay")
+    reason: str
+    fit_score: float
+    engagement_score: float
+    top_rules: list[RulePoints]
+    criteria: CriteriaState
+    rules_version: str
+
+
+class ScoreSnapshot(_Output):
+    """A lead's scores as of a moment: the value on the compacted `lead-scores` topic."""
+
+    lead_id: str
+    stage: Stage
+    as_of: datetime
+    fit_score: float
+    engagement_score: float
+    explanation: Explanation
+    rules_version: str
+
+
+class SalesAlert(_Output):
+    """A lead that became sales qualified: the value on the `sales-alerts` topic."""
+
+    transition_id: str
+    lead_id: str
+    occurred_at: datetime
+    summary: str = Field(description="one or two human-readable lines for the rep")
+    transition: Transition
+
+
+def transition_id(lead_id: str, from_stage: Stage, to_stage: Stage, trigger_key: str) -> str:
+    """Deterministic id: the trigger is `message:<messageId>` or `decay:<crossing instant>`."""
+    name = "\x1f".join((lead_id, from_stage, to_stage, trigger_key))
+    return str(uuid.uuid5(TRANSITION_NAMESPACE, name))
+
+
+def sales_alert(transition: Transition) -> SalesAlert:
+    """The alert for a change to sql, with a summary a rep can read at a glance."""
+    top = ", ".join(
+        f"{rule.rule_id} ({rule.points:+g})" for rule in transition.top_rules[:3]
+    ) or "no scored signals"
+    criteria = transition.criteria
+    met = ", ".join(criteria.met) or "none yet"
+    summary = (
+        f"Lead {transition.lead_id} is sales qualified: {transition.reason}. "
+        f"Fit {transition.fit_score:g}, engagement {transition.engagement_score:g}; "
+        f"top signals: {top}. {criteria.framework} met: {met}."
+    )
+    return SalesAlert(
+        transition_id=transition.transition_id,
+        lead_id=transition.lead_id,
+        occurred_at=transition.occurred_at,
+        summary=summary,
+        transition=transition,
+    )

@@ -1,0 +1,271 @@
+"""The rules file: its schema, its loading, and the indexes the engine uses.
+
+A file that breaks the schema is rejected with every problem's path and
+reason (`RulesError`), before any event is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from scoring.conditions import Where, compile_condition, compile_where, where_holds
+from scoring.errors import RulesError
+from scoring.messages import CRITERIA, Framework, Message
+
+OPERATORS = (
+    "eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte",
+    "contains", "starts_with", "ends_with", "matches", "exists",
+)  # fmt: skip
+SECONDS_PER_DAY = 86_400.0
+
+RuleId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=100)]
+Points = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_where(where: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    for path, operators in where.items():
+        if not path or any(not step for step in path.split(".")):
+            raise ValueError(f"{path!r} is not a dotted path")
+        if not isinstance(operators, Mapping) or not operators:
+            raise ValueError(f"{path}: expected a map of operators ({', '.join(OPERATORS)})")
+        for name, operand in operators.items():
+            if name not in OPERATORS:
+                raise ValueError(f"{path}: unknown operator {name!r} ({', '.join(OPERATORS)})")
+            if name in ("in", "not_in") and not isinstance(operand, list):
+                raise ValueError(f"{path}.{name}: expected a list")
+            if name == "exists" and not isinstance(operand, bool):
+                raise ValueError(f"{path}.exists: expected true or false")
+            if name in ("starts_with", "ends_with", "matches") and not isinstance(operand, str):
+                raise ValueError(f"{path}.{name}: expected a string")
+            if name in ("gt", "gte", "lt", "lte") and (
+                isinstance(operand, bool) or not isinstance(operand, int | float | str)
+            ):
+                raise ValueError(f"{path}.{name}: expected a number or a string")
+            if name == "matches":
+                try:
+                    re.compile(operand)
+                except re.error as error:
+                    raise ValueError(f"{path}.matches: invalid regular expression: {error}") from None
+        compile_condition(operators)
+    return where
+
+
+class Limit(_Schema):
+    """At most `count` counted firings of a rule in any rolling `per_days` of event time."""
+
+    count: Annotated[int, Field(gt=0)]
+    per_days: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+    @property
+    def window(self) -> float:
+        return self.per_days * SECONDS_PER_DAY
+
+
+class EngagementRule(_Schema):
+    id: RuleId
+    type: Literal["track", "page", "screen", "identify", "group", "alias"] = "track"
+    event: str | None = None
+    where: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    points: Points
+    limit: Limit | None = None
+
+    _check = field_validator("where")(_check_where)
+
+    @model_validator(mode="after")
+    def _event_fits_type(self) -> EngagementRule:
+        if self.type == "track" and not self.event:
+            raise ValueError("event is required for a track rule")
+        if self.type != "track" and self.event is not None:
+            raise ValueError(f"event applies only to track rules, not to type {self.type}")
+        return self
+
+
+class FitRule(_Schema):
+    id: RuleId
+    where: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    points: Points = 0.0
+    disqualify: bool = False
+
+    _check = field_validator("where")(_check_where)
+
+    @model_validator(mode="after")
+    def _disqualifier_has_no_points(self) -> FitRule:
+        if self.disqualify and self.points:
+            raise ValueError("a disqualify rule has no points")
+        return self
+
+
+class Engagement(_Schema):
+    half_life_days: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    rules: list[EngagementRule] = Field(default_factory=list)
+
+
+class Fit(_Schema):
+    rules: list[FitRule] = Field(default_factory=list)
+
+
+class Qualification(_Schema):
+    framework: Framework = Framework.BANT
+    require: Annotated[int, Field(gt=0)] | None = None
+
+    @field_validator("framework", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _require_within_criteria(self) -> Qualification:
+        criteria = len(CRITERIA[self.framework])
+        if self.require is not None and self.require > criteria:
+            raise ValueError(f"require is {self.require}, but {self.framework} has {criteria}")
+        return self
+
+    @property
+    def criteria(self) -> tuple[str, ...]:
+        return CRITERIA[self.framework]
+
+    @property
+    def required(self) -> int:
+        """Criteria that must be met; by default three quarters of them, rounded up."""
+        return self.require or math.ceil(0.75 * len(self.criteria))
+
+
+class MqlThresholds(_Schema):
+    min_fit: Points
+    min_engagement: Points
+
+
+class Stages(_Schema):
+    mql: MqlThresholds
+    mql_exit_margin: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+
+    @property
+    def mql_exit_line(self) -> float:
+        """An mql lead falls back to lead when engagement drops below this."""
+        return self.mql.min_engagement - self.mql_exit_margin
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledEngagementRule:
+    rule: EngagementRule
+    where: Where
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledFitRule:
+    rule: FitRule
+    where: Where
+
+
+class Rules(_Schema):
+    """A validated rules file, with the indexes that make matching cheap."""
+
+    version: str
+    engagement: Engagement = Field(default_factory=Engagement)
+    fit: Fit = Field(default_factory=Fit)
+    qualification: Qualification = Field(default_factory=Qualification)
+    stages: Stages
+
+    _by_kind: dict[tuple[str, str | None], tuple[CompiledEngagementRule, ...]] = PrivateAttr()
+    _fit: tuple[CompiledFitRule, ...] = PrivateAttr()
+    _fingerprint: str = PrivateAttr()
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Rules:
+        seen: set[str] = set()
+        for rule in [*self.engagement.rules, *self.fit.rules]:
+            if rule.id in seen:
+                raise ValueError(f"rule id {rule.id!r} is used twice")
+            seen.add(rule.id)
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        by_kind: dict[tuple[str, str | None], list[CompiledEngagementRule]] = {}
+        for rule in self.engagement.rules:
+            compiled = CompiledEngagementRule(rule, compile_where(rule.where))
+            by_kind.setdefault((rule.type, rule.event), []).append(compiled)
+        self._by_kind = {kind: tuple(rules) for kind, rules in by_kind.items()}
+        self._fit = tuple(CompiledFitRule(rule, compile_where(rule.where)) for rule in self.fit.rules)
+        canonical = self.model_dump_json().encode()
+        self._fingerprint = hashlib.blake2b(canonical, digest_size=8).hexdigest()
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever anything in the rules changes, even if `version` does not."""
+        return self._fingerprint
+
+    @property
+    def half_life(self) -> float | None:
+        """The engagement half-life in seconds; None when engagement does not decay."""
+        days = self.engagement.half_life_days
+        return None if days is None else days * SECONDS_PER_DAY
+
+    def engagement_rules_matching(self, message: Message) -> list[EngagementRule]:
+        """The engagement rules a message fires (each at most once)."""
+        event = message.event if message.type == "track" else None
+        candidates = self._by_kind.get((message.type, event), ())
+        return [c.rule for c in candidates if where_holds(c.where, message)]
+
+    def fit_rules_matching(self, traits: Mapping[str, Any]) -> list[FitRule]:
+        return [c.rule for c in self._fit if where_holds(c.where, traits)]
+
+
+def parse_rules(text: str, source: str = "<rules>") -> Rules:
+    """Rules from YAML text; RulesError listing every problem."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise RulesError(source, [f"not valid YAML: {error}"]) from None
+    if not isinstance(document, Mapping):
+        raise RulesError(source, ["expected a YAML map at the top level"])
+    try:
+        return Rules.model_validate(document)
+    except ValidationError as error:
+        raise RulesError(source, [_problem(detail) for detail in error.errors()]) from None
+
+
+def load_rules(path: Path | str | None = None) -> Rules:
+    """Rules from a file, or the example rules shipped with leadscore when no path is given."""
+    if path is None:
+        text = resources.files("scoring").joinpath("example_rules.yaml").read_text("utf-8")
+        return parse_rules(text, "the example rules")
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as error:
+        raise RulesError(str(path), [f"cannot read the file: {error.strerror}"]) from None
+    return parse_rules(text, str(path))
+
+
+def _problem(detail: Any) -> str:
+    location = ""
+    for part in detail["loc"]:
+        location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else part)
+    message = str(detail["msg"]).removeprefix("Value error, ")
+    return f"{location or '(top level)'}: {message}"

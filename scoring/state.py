@@ -1,0 +1,94 @@
+"""The state the core keeps per lead: small and bounded whatever the lead's history.
+
+- Engagement is one decayed accumulator per rule (points as of the lead's
+  clock), never a list of events.
+- Limits keep the counted firing times of a rule that can still matter:
+  those within two windows of the lead's clock, at most `4 x count`. Limits
+  are exact for messages that arrive up to one window late.
+- Dedupe keeps an 8-byte digest of each of the lead's last
+  `DEDUPE_WINDOW` message ids: a resend among them is ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEDUPE_WINDOW = 64
+_DIGEST = 8
+
+
+class Stage(StrEnum):
+    LEAD = "lead"
+    MQL = "mql"
+    SQL = "sql"
+    DISQUALIFIED = "disqualified"
+
+
+class LeadState(BaseModel):
+    """Everything the core knows about one lead. Frozen: the engine returns a new one."""
+
+    model_config = ConfigDict(frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
+
+    lead_id: str
+    stage: Stage = Stage.LEAD
+    # Latest event time applied, in epoch seconds; it never goes back.
+    clock: float | None = None
+    # identify traits, with group traits under "company".
+    traits: dict[str, Any] = Field(default_factory=dict)
+    # Fit rules matching the traits (rule id -> points), the disqualifiers matching,
+    # and the fingerprint of the rules they were computed with.
+    fit: dict[str, float] = Field(default_factory=dict)
+    disqualifiers: tuple[str, ...] = ()
+    fit_fingerprint: str = ""
+    disqualified_by: Literal["rules", "sales"] | None = None
+    # Per framework, per criterion: met or not (latest update wins).
+    criteria: dict[str, dict[str, bool]] = Field(default_factory=dict)
+    # Per engagement rule: its points decayed to `clock`.
+    engagement: dict[str, float] = Field(default_factory=dict)
+    # Per limited engagement rule: counted firing times still in reach, ascending.
+    firings: dict[str, tuple[float, ...]] = Field(default_factory=dict)
+    # Digests of the last DEDUPE_WINDOW message ids, oldest first.
+    seen: bytes = b""
+
+    @property
+    def fit_score(self) -> float:
+        return sum(self.fit.values())
+
+
+def new_lead(lead_id: str) -> LeadState:
+    return LeadState(lead_id=lead_id)
+
+
+def message_digest(message_id: str) -> bytes:
+    return hashlib.blake2b(message_id.encode(), digest_size=_DIGEST).digest()
+
+
+def has_seen(seen: bytes, digest: bytes) -> bool:
+    position = seen.find(digest)
+    while position != -1:
+        if position % _DIGEST == 0:
+            return True
+        position = seen.find(digest, position + 1)
+    return False
+
+
+def remember(seen: bytes, digest: bytes) -> bytes:
+    """The dedupe window with one more digest, the oldest dropped past DEDUPE_WINDOW."""
+    return (seen + digest)[-DEDUPE_WINDOW * _DIGEST :]
+
+
+def encode_state(state: LeadState) -> bytes:
+    """Compact JSON for the stream's table; defaults are left out."""
+    return state.model_dump_json(exclude_defaults=True).encode()
+
+
+def decode_state(data: bytes | str) -> LeadState:
+    return LeadState.model_validate_json(data)
+
+
+def state_as_dict(state: LeadState) -> dict[str, Any]:
+    return state.model_dump(mode="json", exclude_defaults=True)

@@ -1,0 +1,1 @@
+"""The Faust application and command line of leadscore: thin adapters over `scoring`."""
