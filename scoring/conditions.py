@@ -22,13 +22,13 @@ MISSING: Any = object()
 def lookup(root: Any, path: tuple[str, ...]) -> Any:
     """The value at a dotted path; `MISSING` if any step is absent.
 
-    The first step may be an attribute (a message field); the rest are map keys.
+    The first step may be an attribute (a message field); the rest are keys of
+    JSON objects (dicts).
     """
-    value = root.get(path[0], MISSING) if isinstance(root, Mapping) else getattr(
-        root, path[0], MISSING
-    )
+    first = path[0]
+    value = root.get(first, MISSING) if type(root) is dict else getattr(root, first, MISSING)
     for step in path[1:]:
-        if not isinstance(value, Mapping):
+        if type(value) is not dict:
             return MISSING
         value = value.get(step, MISSING)
     return value
@@ -141,4 +141,7 @@ def compile_where(where: Mapping[str, Mapping[str, Any]]) -> Where:
 
 
 def where_holds(where: Where, root: Any) -> bool:
-    return all(holds(lookup(root, path)) for path, holds in where)
+    for path, holds in where:  # noqa: SIM110 - faster than all() on the hot path
+        if not holds(lookup(root, path)):
+            return False
+    return True

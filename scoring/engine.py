@@ -24,7 +24,17 @@ from scoring.outputs import (
     transition_id,
 )
 from scoring.rules import Rules
-from scoring.state import LeadState, Stage, has_seen, message_digest, new_lead, remember
+from scoring.state import (
+    Disqualifier,
+    LeadState,
+    Stage,
+    has_seen,
+    message_digest,
+    new_lead,
+    remember,
+)
+
+_TRAIT_MESSAGES = (Identify, Group)
 
 
 def apply_message(
@@ -48,7 +58,7 @@ def apply_message(
         work.decay_to(at)
 
     previous_disqualifiers = lead.disqualifiers
-    if isinstance(message, Identify | Group):
+    if isinstance(message, _TRAIT_MESSAGES):
         work.merge_traits(message)
     if work.fit_fingerprint != rules.fingerprint:
         work.evaluate_fit()
@@ -115,13 +125,11 @@ def snapshot(state: LeadState, rules: Rules, at: float | None = None) -> ScoreSn
     )
 
 
+_SALES_EVENTS = {event.value: event for event in SalesEvent}
+
+
 def _sales_event(message: Message) -> SalesEvent | None:
-    if not isinstance(message, Track):
-        return None
-    try:
-        return SalesEvent(message.event)
-    except ValueError:
-        return None
+    return _SALES_EVENTS.get(message.event) if isinstance(message, Track) else None
 
 
 def _crossing(total: float, clock: float, rules: Rules) -> float | None:
@@ -132,7 +140,9 @@ def _crossing(total: float, clock: float, rules: Rules) -> float | None:
     return clock + half_life * math.log2(total / line)
 
 
-def _decayed(engagement: dict[str, float], elapsed: float, half_life: float | None) -> dict[str, float]:
+def _decayed(
+    engagement: dict[str, float], elapsed: float, half_life: float | None
+) -> dict[str, float]:
     if half_life is None or elapsed == 0 or not engagement:
         return engagement
     factor = 0.5 ** (elapsed / half_life)
@@ -147,8 +157,12 @@ def _round(points: float) -> float:
     return round(points, 3) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
-def _explain(state_or_work: LeadState | _Work, engagement: dict[str, float], rules: Rules) -> Explanation:
-    fit = [RulePoints(rule_id=r, kind="fit", points=_round(p)) for r, p in state_or_work.fit.items()]
+def _explain(
+    state_or_work: LeadState | _Work, engagement: dict[str, float], rules: Rules
+) -> Explanation:
+    fit = [
+        RulePoints(rule_id=r, kind="fit", points=_round(p)) for r, p in state_or_work.fit.items()
+    ]
     scored = [
         RulePoints(rule_id=r, kind="engagement", points=_round(p)) for r, p in engagement.items()
     ]
@@ -187,6 +201,7 @@ class _Work:
     """The lead being worked on during one call: mutable here, frozen again by `state()`."""
 
     rules: Rules
+    lead: LeadState
     lead_id: str
     stage: Stage
     clock: float | None
@@ -194,7 +209,7 @@ class _Work:
     fit: dict[str, float]
     disqualifiers: tuple[str, ...]
     fit_fingerprint: str
-    disqualified_by: str | None
+    disqualified_by: Disqualifier
     criteria: dict[str, dict[str, bool]]
     engagement: dict[str, float]
     firings: dict[str, tuple[float, ...]]
@@ -205,6 +220,7 @@ class _Work:
     def of(cls, lead: LeadState, rules: Rules) -> _Work:
         return cls(
             rules=rules,
+            lead=lead,
             lead_id=lead.lead_id,
             stage=lead.stage,
             clock=lead.clock,
@@ -220,20 +236,21 @@ class _Work:
         )
 
     def state(self) -> LeadState:
-        # Every field is built here from validated parts: skip re-validation.
-        return LeadState.model_construct(
-            lead_id=self.lead_id,
-            stage=self.stage,
-            clock=self.clock,
-            traits=self.traits,
-            fit=self.fit,
-            disqualifiers=self.disqualifiers,
-            fit_fingerprint=self.fit_fingerprint,
-            disqualified_by=self.disqualified_by,
-            criteria=self.criteria,
-            engagement=self.engagement,
-            firings=self.firings,
-            seen=self.seen,
+        # Every field is built here from validated parts: copy, do not re-validate.
+        return self.lead.model_copy(
+            update=dict(
+                stage=self.stage,
+                clock=self.clock,
+                traits=self.traits,
+                fit=self.fit,
+                disqualifiers=self.disqualifiers,
+                fit_fingerprint=self.fit_fingerprint,
+                disqualified_by=self.disqualified_by,
+                criteria=self.criteria,
+                engagement=self.engagement,
+                firings=self.firings,
+                seen=self.seen,
+            )
         )
 
     # -- time -------------------------------------------------------------
@@ -295,7 +312,7 @@ class _Work:
         self.engagement = engagement
 
     def _count_within_limit(self, rule_id: str, count: int, window: float, at: float) -> bool:
-        """Record a firing at `at` unless `count` counted firings already lie in [at - window, at]."""
+        """Count a firing at `at` unless `count` counted ones lie in [at - window, at]."""
         times = self.firings.get(rule_id, ())
         start = at - window
         if sum(1 for t in times if start <= t <= at) >= count:
@@ -364,13 +381,13 @@ class _Work:
         thresholds = self.rules.stages
         fit = sum(self.fit.values())
         engagement = sum(self.engagement.values())
-        if self.stage is Stage.LEAD:
-            if fit >= thresholds.mql.min_fit and engagement >= thresholds.mql.min_engagement:
-                reason = (
-                    f"fit {fit:g} >= {thresholds.mql.min_fit:g} and engagement "
-                    f"{engagement:.1f} >= {thresholds.mql.min_engagement:g}"
-                )
-                self.move(Stage.MQL, reason, trigger, message_id)
+        qualifies = fit >= thresholds.mql.min_fit and engagement >= thresholds.mql.min_engagement
+        if self.stage is Stage.LEAD and qualifies:
+            reason = (
+                f"fit {fit:g} >= {thresholds.mql.min_fit:g} and engagement "
+                f"{engagement:.1f} >= {thresholds.mql.min_engagement:g}"
+            )
+            self.move(Stage.MQL, reason, trigger, message_id)
         if self.stage is not Stage.MQL:
             return
         criteria = _criteria_state(self.criteria, self.rules)
@@ -382,7 +399,9 @@ class _Work:
             )
             self.move(Stage.SQL, reason, trigger, message_id)
         elif fit < thresholds.mql.min_fit:
-            self.move(Stage.LEAD, f"fit {fit:g} below {thresholds.mql.min_fit:g}", trigger, message_id)
+            self.move(
+                Stage.LEAD, f"fit {fit:g} below {thresholds.mql.min_fit:g}", trigger, message_id
+            )
         elif engagement < thresholds.mql_exit_line:
             reason = f"engagement {engagement:.1f} below {thresholds.mql_exit_line:g}"
             self.move(Stage.LEAD, reason, trigger, message_id)

@@ -131,7 +131,7 @@ class Alias(_Message):
 
 Message = Track | Page | Screen | Identify | Group | Alias
 
-_MESSAGE = TypeAdapter[Message](Annotated[Message, Field(discriminator="type")])
+MESSAGE_ADAPTER = TypeAdapter[Message](Annotated[Message, Field(discriminator="type")])
 MESSAGE_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 
 
@@ -174,7 +174,7 @@ def qualification_update(properties: Mapping[str, Any]) -> tuple[Framework, dict
 def parse_message(raw: bytes | str) -> Message | Rejection:
     """Parse one JSON-encoded message; never raises."""
     try:
-        return _MESSAGE.validate_json(raw)
+        return MESSAGE_ADAPTER.validate_json(raw)
     except ValidationError as error:
         return Rejection(reason=_describe(error))
 

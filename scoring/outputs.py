@@ -102,9 +102,10 @@ def transition_id(lead_id: str, from_stage: Stage, to_stage: Stage, trigger_key:
 
 def sales_alert(transition: Transition) -> SalesAlert:
     """The alert for a change to sql, with a summary a rep can read at a glance."""
-    top = ", ".join(
-        f"{rule.rule_id} ({rule.points:+g})" for rule in transition.top_rules[:3]
-    ) or "no scored signals"
+    top = (
+        ", ".join(f"{rule.rule_id} ({rule.points:+g})" for rule in transition.top_rules[:3])
+        or "no scored signals"
+    )
     criteria = transition.criteria
     met = ", ".join(criteria.met) or "none yet"
     summary = (
@@ -119,3 +120,20 @@ def sales_alert(transition: Transition) -> SalesAlert:
         summary=summary,
         transition=transition,
     )
+
+
+class DeadLetter(_Output):
+    """Input that could not be used: the value on the `lead-events-dlq` topic.
+
+    The original bytes travel base64-encoded, so nothing is lost whatever they were.
+    """
+
+    model_config = ConfigDict(frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
+
+    reason: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    original_key: bytes | None
+    original_value: bytes | None
+    rejected_at: datetime = Field(description="wall-clock time of the rejection")

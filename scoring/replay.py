@@ -36,7 +36,9 @@ class Replay:
     not_yet: int = 0
     bad: int = 0
 
-    def feed(self, lines: Iterable[bytes | str], first_line: int = 1) -> Iterator[Transition | BadLine]:
+    def feed(
+        self, lines: Iterable[bytes | str], first_line: int = 1
+    ) -> Iterator[Transition | BadLine]:
         """Apply each line; yield the transitions it caused, or a BadLine."""
         for line_number, line in enumerate(lines, start=first_line):
             if not line.strip():

@@ -10,7 +10,6 @@ import hashlib
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,7 +19,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -67,7 +65,9 @@ def _check_where(where: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 try:
                     re.compile(operand)
                 except re.error as error:
-                    raise ValueError(f"{path}.matches: invalid regular expression: {error}") from None
+                    raise ValueError(
+                        f"{path}.matches: invalid regular expression: {error}"
+                    ) from None
         compile_condition(operators)
     return where
 
@@ -167,20 +167,8 @@ class Stages(_Schema):
         return self.mql.min_engagement - self.mql_exit_margin
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledEngagementRule:
-    rule: EngagementRule
-    where: Where
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledFitRule:
-    rule: FitRule
-    where: Where
-
-
-class Rules(_Schema):
-    """A validated rules file, with the indexes that make matching cheap."""
+class RulesFile(_Schema):
+    """The schema of the rules file."""
 
     version: str
     engagement: Engagement = Field(default_factory=Engagement)
@@ -188,53 +176,65 @@ class Rules(_Schema):
     qualification: Qualification = Field(default_factory=Qualification)
     stages: Stages
 
-    _by_kind: dict[tuple[str, str | None], tuple[CompiledEngagementRule, ...]] = PrivateAttr()
-    _fit: tuple[CompiledFitRule, ...] = PrivateAttr()
-    _fingerprint: str = PrivateAttr()
-
     @field_validator("version", mode="before")
     @classmethod
     def _version_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int | float) else value
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> Rules:
+    def _unique_ids(self) -> RulesFile:
         seen: set[str] = set()
-        for rule in [*self.engagement.rules, *self.fit.rules]:
-            if rule.id in seen:
-                raise ValueError(f"rule id {rule.id!r} is used twice")
-            seen.add(rule.id)
+        ids = [rule.id for rule in self.engagement.rules] + [rule.id for rule in self.fit.rules]
+        for rule_id in ids:
+            if rule_id in seen:
+                raise ValueError(f"rule id {rule_id!r} is used twice")
+            seen.add(rule_id)
         return self
 
-    def model_post_init(self, context: Any, /) -> None:
-        by_kind: dict[tuple[str, str | None], list[CompiledEngagementRule]] = {}
-        for rule in self.engagement.rules:
-            compiled = CompiledEngagementRule(rule, compile_where(rule.where))
+
+class Rules:
+    """A validated rules file, compiled: the indexes and numbers the engine reads per message."""
+
+    __slots__ = (
+        "_by_kind",
+        "_fit",
+        "fingerprint",
+        "half_life",
+        "mql_exit_line",
+        "qualification",
+        "spec",
+        "stages",
+        "version",
+    )
+
+    def __init__(self, spec: RulesFile) -> None:
+        self.spec = spec
+        self.version = spec.version
+        self.stages = spec.stages
+        self.qualification = spec.qualification
+        # The engagement half-life in seconds; None when engagement does not decay.
+        days = spec.engagement.half_life_days
+        self.half_life = None if days is None else days * SECONDS_PER_DAY
+        # An mql lead falls back to lead when engagement drops below this line.
+        self.mql_exit_line = spec.stages.mql_exit_line
+        # Changes whenever anything in the rules changes, even if `version` does not.
+        canonical = spec.model_dump_json().encode()
+        self.fingerprint = hashlib.blake2b(canonical, digest_size=8).hexdigest()
+        by_kind: dict[tuple[str, str | None], list[tuple[EngagementRule, Where]]] = {}
+        for rule in spec.engagement.rules:
+            compiled = (rule, compile_where(rule.where))
             by_kind.setdefault((rule.type, rule.event), []).append(compiled)
         self._by_kind = {kind: tuple(rules) for kind, rules in by_kind.items()}
-        self._fit = tuple(CompiledFitRule(rule, compile_where(rule.where)) for rule in self.fit.rules)
-        canonical = self.model_dump_json().encode()
-        self._fingerprint = hashlib.blake2b(canonical, digest_size=8).hexdigest()
-
-    @property
-    def fingerprint(self) -> str:
-        """Changes whenever anything in the rules changes, even if `version` does not."""
-        return self._fingerprint
-
-    @property
-    def half_life(self) -> float | None:
-        """The engagement half-life in seconds; None when engagement does not decay."""
-        days = self.engagement.half_life_days
-        return None if days is None else days * SECONDS_PER_DAY
+        self._fit = tuple((rule, compile_where(rule.where)) for rule in spec.fit.rules)
 
     def engagement_rules_matching(self, message: Message) -> list[EngagementRule]:
         """The engagement rules a message fires (each at most once)."""
         event = message.event if message.type == "track" else None
         candidates = self._by_kind.get((message.type, event), ())
-        return [c.rule for c in candidates if where_holds(c.where, message)]
+        return [rule for rule, where in candidates if where_holds(where, message)]
 
     def fit_rules_matching(self, traits: Mapping[str, Any]) -> list[FitRule]:
-        return [c.rule for c in self._fit if where_holds(c.where, traits)]
+        return [rule for rule, where in self._fit if where_holds(where, traits)]
 
 
 def parse_rules(text: str, source: str = "<rules>") -> Rules:
@@ -246,7 +246,7 @@ def parse_rules(text: str, source: str = "<rules>") -> Rules:
     if not isinstance(document, Mapping):
         raise RulesError(source, ["expected a YAML map at the top level"])
     try:
-        return Rules.model_validate(document)
+        return Rules(RulesFile.model_validate(document))
     except ValidationError as error:
         raise RulesError(source, [_problem(detail) for detail in error.errors()]) from None
 

@@ -21,6 +21,9 @@ DEDUPE_WINDOW = 64
 _DIGEST = 8
 
 
+Disqualifier = Literal["rules", "sales"] | None
+
+
 class Stage(StrEnum):
     LEAD = "lead"
     MQL = "mql"
@@ -44,7 +47,7 @@ class LeadState(BaseModel):
     fit: dict[str, float] = Field(default_factory=dict)
     disqualifiers: tuple[str, ...] = ()
     fit_fingerprint: str = ""
-    disqualified_by: Literal["rules", "sales"] | None = None
+    disqualified_by: Disqualifier = None
     # Per framework, per criterion: met or not (latest update wins).
     criteria: dict[str, dict[str, bool]] = Field(default_factory=dict)
     # Per engagement rule: its points decayed to `clock`.

@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score a JSONL file of Segment-spec messages offline and print one JSON "
         "object per line: each lead as of --at, or with --transitions each stage change.",
     )
-    replay.add_argument("events", metavar="EVENTS.jsonl", help="messages, one per line (- for stdin)")
+    replay.add_argument(
+        "events", metavar="EVENTS.jsonl", help="messages, one per line (- for stdin)"
+    )
     replay.add_argument("--rules", type=Path, help="rules file (default: the example rules)")
     replay.add_argument(
         "--at",

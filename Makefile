@@ -1,0 +1,40 @@
+# One entry point for people and CI. `make run` and `make test` work on a fresh
+# machine: each sets up what it needs (virtual environment, packages, Kafka).
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+
+.PHONY: setup run test lint kafka schemas bench
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP)
+
+# The main job.
+run: setup
+	$(BIN)/leadscore replay examples/events.jsonl --transitions
+
+# Apache Kafka for the integration tests, fetched with Maven into ~/.cache/leadscore.
+kafka: setup
+	$(BIN)/python -m tests.kafka_server install
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Every test: lint and types, unit tests, integration tests on a real Kafka.
+test: setup kafka lint
+	$(BIN)/python -m pytest
+
+schemas: setup
+	$(BIN)/python -m scoring.schemas schemas
+
+bench: setup
+	$(BIN)/python benchmarks/replay_throughput.py

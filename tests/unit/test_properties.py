@@ -1,0 +1,210 @@
+"""Properties of the core that must hold for any sequence of messages (hypothesis)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scoring import (
+    LeadState,
+    Rules,
+    Transition,
+    apply_message,
+    decode_state,
+    encode_state,
+    parse_message,
+    parse_rules,
+    snapshot,
+)
+from scoring.replay import Replay
+
+RULES_TEXT = """
+version: "props"
+engagement:
+  half_life_days: {half_life}
+  rules:
+    - {{id: open, event: Email Opened, points: 5, limit: {{count: 2, per_days: 7}}}}
+    - {{id: demo, event: Demo Requested, points: 40}}
+    - {{id: unsub, event: Unsubscribed, points: -30}}
+    - id: pricing
+      type: page
+      where: {{properties.path: {{starts_with: /pricing}}}}
+      points: 20
+      limit: {{count: 3, per_days: 2}}
+fit:
+  rules:
+    - {{id: big, where: {{company.employee_count: {{gte: 50}}}}, points: 20}}
+    - {{id: boss, where: {{title: {{matches: "(?i)\\\\bvp\\\\b"}}}}, points: 20}}
+    - {{id: rival, where: {{email: {{ends_with: "@rival.example"}}}}, disqualify: true}}
+stages:
+  mql: {{min_fit: 30, min_engagement: 40}}
+  mql_exit_margin: 10
+"""
+RULES = parse_rules(RULES_TEXT.format(half_life=3))
+RULES_WITHOUT_DECAY = parse_rules(RULES_TEXT.format(half_life="null"))
+START = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+TEMPLATES: list[dict[str, object]] = [
+    {"type": "track", "event": "Email Opened"},
+    {"type": "track", "event": "Demo Requested"},
+    {"type": "track", "event": "Unsubscribed"},
+    {"type": "page", "properties": {"path": "/pricing"}},
+    {"type": "page", "properties": {"path": "/blog/a"}},
+    {"type": "identify", "traits": {"title": "VP Sales", "email": "a@acme.example"}},
+    {"type": "identify", "traits": {"email": "a@rival.example"}},
+    {"type": "identify", "traits": {"email": "a@acme.example", "title": "Engineer"}},
+    {"type": "group", "groupId": "g1", "traits": {"employee_count": 120}},
+    {"type": "group", "groupId": "g2", "traits": {"employee_count": 5}},
+    {"type": "track", "event": "Qualification Updated",
+     "properties": {"framework": "BANT", "criteria": {"budget": True, "need": True}}},
+    {"type": "track", "event": "Qualification Updated",
+     "properties": {"framework": "BANT", "criteria": {"authority": True, "timeline": False}}},
+    {"type": "track", "event": "Lead Accepted"},
+    {"type": "track", "event": "Lead Rejected", "properties": {"reason": "no budget"}},
+    {"type": "track", "event": "Lead Recycled"},
+]  # fmt: skip
+
+step = st.tuples(
+    st.integers(0, 2),  # lead
+    st.integers(0, len(TEMPLATES) - 1),  # what happens
+    st.integers(0, 3 * 24 * 60),  # minutes since the previous message
+    st.one_of(st.just(0), st.integers(0, 5 * 24 * 60)),  # minutes late (0: on time)
+)
+
+
+def build(steps: list[tuple[int, int, int, int]]) -> list[str]:
+    lines, clock = [], START
+    for index, (lead, template, gap, late) in enumerate(steps):
+        clock += timedelta(minutes=gap)
+        message = dict(TEMPLATES[template])
+        message.update(
+            messageId=f"m{index}",
+            userId=f"lead-{lead}",
+            timestamp=(clock - timedelta(minutes=late)).isoformat(),
+        )
+        lines.append(json.dumps(message))
+    return lines
+
+
+sequences = st.lists(step, min_size=1, max_size=60).map(build)
+
+
+def replay(lines: list[str], rules: Rules = RULES) -> tuple[list[Transition], dict[str, LeadState]]:
+    run = Replay(rules)
+    transitions = [t for t in run.feed(lines) if isinstance(t, Transition)]
+    return transitions, run.states
+
+
+@given(sequences, st.data())
+def test_duplicates_change_nothing(lines: list[str], data: st.DataObject) -> None:
+    with_resends = list(lines)
+    for _ in range(data.draw(st.integers(1, 5))):
+        original = data.draw(st.integers(0, len(lines) - 1))
+        later = data.draw(st.integers(original + 1, len(with_resends)))
+        with_resends.insert(later, lines[original])
+    assert replay(with_resends) == replay(lines)
+
+
+@given(sequences, st.data())
+def test_replaying_in_two_steps_equals_one_replay(lines: list[str], data: st.DataObject) -> None:
+    split = data.draw(st.integers(0, len(lines)))
+    first = Replay(RULES)
+    early = [t for t in first.feed(lines[:split]) if isinstance(t, Transition)]
+    carried = {lead: decode_state(encode_state(state)) for lead, state in first.states.items()}
+    second = Replay(RULES, states=carried, latest=first.latest)
+    late = [t for t in second.feed(lines[split:]) if isinstance(t, Transition)]
+
+    whole = Replay(RULES)
+    transitions = [t for t in whole.feed(lines) if isinstance(t, Transition)]
+    assert early + late == transitions
+    assert second.states == whole.states
+    assert second.finish() == whole.finish()
+
+
+@given(sequences, st.floats(0, 60), st.floats(0, 60))
+def test_decay_never_increases_engagement(lines: list[str], later: float, more: float) -> None:
+    _, states = replay(lines)
+    for state in states.values():
+        assert state.clock is not None
+        sooner = snapshot(state, RULES, state.clock + later * 86_400)
+        after = snapshot(state, RULES, state.clock + (later + more) * 86_400)
+        assert abs(after.engagement_score) <= abs(sooner.engagement_score)
+        assert after.engagement_score * sooner.engagement_score >= 0
+        before = {rule.rule_id: rule.points for rule in sooner.explanation.engagement}
+        for rule in after.explanation.engagement:
+            assert abs(rule.points) <= abs(before[rule.rule_id])
+
+
+@given(sequences)
+def test_limits_are_never_exceeded(lines: list[str]) -> None:
+    limits = {
+        rule.id: rule.limit
+        for rule in RULES_WITHOUT_DECAY.spec.engagement.rules
+        if rule.limit is not None
+    }
+    counted: dict[tuple[str, str], list[float]] = {}
+    states: dict[str, LeadState] = {}
+    for line in lines:
+        message = parse_message(line)
+        assert not hasattr(message, "reason")
+        previous = states.get(message.lead_id)  # type: ignore[union-attr]
+        state, _ = apply_message(previous, message, RULES_WITHOUT_DECAY)  # type: ignore[arg-type]
+        states[state.lead_id] = state
+        at = message.timestamp.timestamp()  # type: ignore[union-attr]
+        for rule_id, limit in limits.items():
+            before = previous.engagement.get(rule_id, 0.0) if previous else 0.0
+            if state.engagement.get(rule_id, 0.0) == before:
+                continue
+            earlier = counted.setdefault((state.lead_id, rule_id), [])
+            in_window = [t for t in earlier if at - limit.window <= t <= at]
+            assert len(in_window) < limit.count
+            earlier.append(at)
+
+
+@given(sequences)
+def test_in_order_firings_fill_no_window_beyond_its_limit(lines: list[str]) -> None:
+    in_order = sorted(lines, key=lambda line: json.loads(line)["timestamp"])
+    _, states = replay(in_order, RULES_WITHOUT_DECAY)
+    for state in states.values():
+        for rule_id, times in state.firings.items():
+            limit = next(r.limit for r in RULES.spec.engagement.rules if r.id == rule_id)
+            assert limit is not None
+            for end in times:
+                assert sum(1 for t in times if end - limit.window <= t <= end) <= limit.count
+
+
+@given(sequences)
+def test_transition_ids_are_unique_and_the_same_on_every_run(lines: list[str]) -> None:
+    first, _ = replay(lines)
+    second, _ = replay(lines)
+    ids = [t.transition_id for t in first]
+    assert ids == [t.transition_id for t in second]
+    assert len(set(ids)) == len(ids)
+
+
+def test_transition_ids_do_not_depend_on_the_process() -> None:
+    lines = build([(0, 8, 0, 0), (0, 5, 1, 0), (0, 1, 1, 0), (0, 10, 60, 0), (0, 11, 60, 0)])
+    script = (
+        "import sys; from scoring.replay import Replay; from tests.unit.test_properties import "
+        "RULES; print([t.transition_id for t in Replay(RULES).feed(sys.argv[1:])])"
+    )
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", script, *lines],
+            env={"PYTHONHASHSEED": seed},
+            cwd=Path(__file__).parents[2],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }
+    here, _ = replay(lines)
+    assert [(t.from_stage, t.to_stage) for t in here] == [("lead", "mql"), ("mql", "sql")]
+    assert runs == {str([t.transition_id for t in here])}
