@@ -25,6 +25,7 @@ from scoring.outputs import (
 )
 from scoring.rules import Rules
 from scoring.state import (
+    LIMIT_HISTORY,
     Disqualifier,
     LeadState,
     Stage,
@@ -135,8 +136,10 @@ def _sales_event(message: Message) -> SalesEvent | None:
 def _crossing(total: float, clock: float, rules: Rules) -> float | None:
     half_life = rules.half_life
     line = rules.stages.mql_exit_line
-    if half_life is None or line <= 0 or total <= line:
+    if half_life is None or line <= 0:
         return None
+    if total <= line:  # on the line: the next instant of decay takes it below
+        return clock
     return clock + half_life * math.log2(total / line)
 
 
@@ -213,6 +216,7 @@ class _Work:
     criteria: dict[str, dict[str, bool]]
     engagement: dict[str, float]
     firings: dict[str, tuple[float, ...]]
+    limit_horizons: dict[str, float]
     seen: bytes
     transitions: list[Transition] = field(default_factory=list)
 
@@ -232,6 +236,7 @@ class _Work:
             criteria=lead.criteria,
             engagement=lead.engagement,
             firings=lead.firings,
+            limit_horizons=lead.limit_horizons,
             seen=lead.seen,
         )
 
@@ -249,6 +254,7 @@ class _Work:
                 criteria=self.criteria,
                 engagement=self.engagement,
                 firings=self.firings,
+                limit_horizons=self.limit_horizons,
                 seen=self.seen,
             )
         )
@@ -312,15 +318,28 @@ class _Work:
         self.engagement = engagement
 
     def _count_within_limit(self, rule_id: str, count: int, window: float, at: float) -> bool:
-        """Count a firing at `at` unless `count` counted ones lie in [at - window, at]."""
-        times = self.firings.get(rule_id, ())
+        """Count a firing at `at` unless `count` counted ones lie in [at - window, at].
+
+        The history kept (see `scoring.state`) reaches back to a horizon; a firing
+        whose window starts before it is not counted, so a limit is never exceeded.
+        """
+        assert self.clock is not None
         start = at - window
+        reach = self.clock - 2 * window
+        horizon = self.limit_horizons.get(rule_id)
+        if start < reach or (horizon is not None and start <= horizon):
+            return False
+        times = self.firings.get(rule_id, ())
         if sum(1 for t in times if start <= t <= at) >= count:
             return False
-        assert self.clock is not None
-        reach = self.clock - 2 * window
         kept = sorted(t for t in (*times, at) if t >= reach)
-        self.firings = {**self.firings, rule_id: tuple(kept[-4 * count :])}
+        cap = LIMIT_HISTORY * count
+        horizons = {r: h for r, h in self.limit_horizons.items() if h >= reach}
+        if len(kept) > cap:
+            horizons[rule_id] = kept[-cap - 1]
+            kept = kept[-cap:]
+        self.limit_horizons = horizons
+        self.firings = {**self.firings, rule_id: tuple(kept)}
         return True
 
     # -- stages -------------------------------------------------------------
@@ -372,8 +391,8 @@ class _Work:
             reason = f"rejected by sales: {why}" if why else "rejected by sales"
             self.move(Stage.DISQUALIFIED, reason, trigger, message.messageId)
             self.disqualified_by = "sales"
-        elif self.disqualifiers and not previous_disqualifiers:
-            reason = f"disqualified by rule {', '.join(self.disqualifiers)}"
+        elif newly := [r for r in self.disqualifiers if r not in previous_disqualifiers]:
+            reason = f"disqualified by rule {', '.join(newly)}"
             self.move(Stage.DISQUALIFIED, reason, trigger, message.messageId)
             self.disqualified_by = "rules"
 

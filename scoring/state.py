@@ -3,8 +3,11 @@
 - Engagement is one decayed accumulator per rule (points as of the lead's
   clock), never a list of events.
 - Limits keep the counted firing times of a rule that can still matter:
-  those within two windows of the lead's clock, at most `4 x count`. Limits
-  are exact for messages that arrive up to one window late.
+  those within two windows of the lead's clock, at most `LIMIT_HISTORY x
+  count`. A firing whose window reaches back past what is kept (one more
+  than a window late, or older than an evicted firing) is not counted: a
+  limit is never exceeded, and it is exact for messages in order or up to a
+  window late.
 - Dedupe keeps an 8-byte digest of each of the lead's last
   `DEDUPE_WINDOW` message ids: a resend among them is ignored.
 """
@@ -18,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 DEDUPE_WINDOW = 64
+LIMIT_HISTORY = 4
 _DIGEST = 8
 
 
@@ -54,6 +58,8 @@ class LeadState(BaseModel):
     engagement: dict[str, float] = Field(default_factory=dict)
     # Per limited engagement rule: counted firing times still in reach, ascending.
     firings: dict[str, tuple[float, ...]] = Field(default_factory=dict)
+    # Per limited rule whose history was cut by the cap: the latest firing dropped.
+    limit_horizons: dict[str, float] = Field(default_factory=dict)
     # Digests of the last DEDUPE_WINDOW message ids, oldest first.
     seen: bytes = b""
 
