@@ -122,11 +122,14 @@ def compile_condition(operators: Mapping[str, Any]) -> Predicate:
     """All operators of one path, as one predicate over the value found there (or MISSING)."""
     exists = operators.get("exists")
     tests = [operator(name, operand) for name, operand in operators.items() if name != "exists"]
+    if exists is False:
+        return lambda value: value is MISSING or value is None
+    if len(tests) == 1:  # the common case, kept lean: it runs for every message
+        test = tests[0]
+        return lambda value: value is not MISSING and value is not None and test(value)
 
     def holds(value: Any) -> bool:
         if value is MISSING or value is None:
-            return exists is False
-        if exists is False:
             return False
         return all(test(value) for test in tests)
 

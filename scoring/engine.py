@@ -9,6 +9,7 @@ disqualification, sales events, and the thresholds.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -51,7 +52,7 @@ def apply_message(
     if has_seen(lead.seen, digest):
         return lead, []
     work = _Work.of(lead, rules)
-    at = message.timestamp.timestamp()
+    at = message.at
     if work.clock is None:
         work.clock = at
     elif at > work.clock:
@@ -204,7 +205,6 @@ class _Work:
     """The lead being worked on during one call: mutable here, frozen again by `state()`."""
 
     rules: Rules
-    lead: LeadState
     lead_id: str
     stage: Stage
     clock: float | None
@@ -224,7 +224,6 @@ class _Work:
     def of(cls, lead: LeadState, rules: Rules) -> _Work:
         return cls(
             rules=rules,
-            lead=lead,
             lead_id=lead.lead_id,
             stage=lead.stage,
             clock=lead.clock,
@@ -241,22 +240,20 @@ class _Work:
         )
 
     def state(self) -> LeadState:
-        # Every field is built here from validated parts: copy, do not re-validate.
-        return self.lead.model_copy(
-            update=dict(
-                stage=self.stage,
-                clock=self.clock,
-                traits=self.traits,
-                fit=self.fit,
-                disqualifiers=self.disqualifiers,
-                fit_fingerprint=self.fit_fingerprint,
-                disqualified_by=self.disqualified_by,
-                criteria=self.criteria,
-                engagement=self.engagement,
-                firings=self.firings,
-                limit_horizons=self.limit_horizons,
-                seen=self.seen,
-            )
+        return LeadState(
+            lead_id=self.lead_id,
+            stage=self.stage,
+            clock=self.clock,
+            traits=self.traits,
+            fit=self.fit,
+            disqualifiers=self.disqualifiers,
+            fit_fingerprint=self.fit_fingerprint,
+            disqualified_by=self.disqualified_by,
+            criteria=self.criteria,
+            engagement=self.engagement,
+            firings=self.firings,
+            limit_horizons=self.limit_horizons,
+            seen=self.seen,
         )
 
     # -- time -------------------------------------------------------------
@@ -307,7 +304,8 @@ class _Work:
         assert self.clock is not None
         half_life = self.rules.half_life
         # A late message's points count decayed from its own time.
-        factor = 1.0 if half_life is None else 0.5 ** ((self.clock - at) / half_life)
+        late = self.clock - at
+        factor = 0.5 ** (late / half_life) if late and half_life is not None else 1.0
         engagement = dict(self.engagement)
         for rule in fired:
             if rule.limit is not None:
@@ -330,9 +328,10 @@ class _Work:
         if start < reach or (horizon is not None and start <= horizon):
             return False
         times = self.firings.get(rule_id, ())
-        if sum(1 for t in times if start <= t <= at) >= count:
+        if bisect_right(times, at) - bisect_left(times, start) >= count:
             return False
-        kept = sorted(t for t in (*times, at) if t >= reach)
+        kept = list(times[bisect_left(times, reach) :])
+        insort(kept, at)
         cap = LIMIT_HISTORY * count
         horizons = {r: h for r, h in self.limit_horizons.items() if h >= reach}
         if len(kept) > cap:
@@ -397,6 +396,8 @@ class _Work:
             self.disqualified_by = "rules"
 
     def thresholds(self, trigger: str, message_id: str) -> None:
+        if self.stage is Stage.SQL or self.stage is Stage.DISQUALIFIED:
+            return  # only sales (or disqualifying traits) move these
         thresholds = self.rules.stages
         fit = sum(self.fit.values())
         engagement = sum(self.engagement.values())
@@ -409,11 +410,13 @@ class _Work:
             self.move(Stage.MQL, reason, trigger, message_id)
         if self.stage is not Stage.MQL:
             return
-        criteria = _criteria_state(self.criteria, self.rules)
-        if criteria.ready:
+        qualification = self.rules.qualification
+        answers = self.criteria.get(qualification.framework, {})
+        if sum(1 for met in answers.values() if met) >= qualification.required:
+            criteria = _criteria_state(self.criteria, self.rules)
             reason = (
                 f"{criteria.framework} criteria met: {', '.join(criteria.met)} "
-                f"({len(criteria.met)} of {len(self.rules.qualification.criteria)}, "
+                f"({len(criteria.met)} of {len(qualification.criteria)}, "
                 f"{criteria.require} required)"
             )
             self.move(Stage.SQL, reason, trigger, message_id)

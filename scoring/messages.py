@@ -7,8 +7,8 @@ that says, in one line, what is wrong with the input.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -70,6 +70,11 @@ class _Message(BaseModel):
         if self.userId is None and self.anonymousId is None:
             raise ValueError("userId or anonymousId is required")
         return self
+
+    @cached_property
+    def at(self) -> float:
+        """Event time in epoch seconds: the core's unit of time."""
+        return self.timestamp.timestamp()
 
     @property
     def lead_id(self) -> str:
@@ -192,8 +197,3 @@ def _describe(error: ValidationError) -> str:
             message = "type is required"
         problems.append(f"{location}: {message}" if location else message)
     return "; ".join(problems)
-
-
-def epoch_seconds(moment: datetime) -> float:
-    """Event time as seconds since the epoch: the core's unit of time."""
-    return moment.timestamp()

@@ -41,14 +41,14 @@ class Replay:
     ) -> Iterator[Transition | BadLine]:
         """Apply each line; yield the transitions it caused, or a BadLine."""
         for line_number, line in enumerate(lines, start=first_line):
-            if not line.strip():
+            if not line or line.isspace():
                 continue
             message = parse_message(line)
             if isinstance(message, Rejection):
                 self.bad += 1
                 yield BadLine(line_number, message.reason)
                 continue
-            moment = message.timestamp.timestamp()
+            moment = message.at
             if self.at is not None and moment > self.at:
                 self.not_yet += 1
                 continue
@@ -63,19 +63,25 @@ class Replay:
     def as_of(self) -> float | None:
         return self.at if self.at is not None else self.latest
 
-    def finish(self) -> tuple[list[ScoreSnapshot], list[Transition]]:
-        """Every lead as of the as-of time, and the decay demotions up to it (by time).
+    def finish(self) -> tuple[Iterator[ScoreSnapshot], list[Transition]]:
+        """Every lead as of the as-of time (lazily, in order of first appearance), and
+        the decay demotions up to it, by time.
 
         The carried-over states are left as they are: finishing is a view.
         """
         at = self.as_of()
-        snapshots: list[ScoreSnapshot] = []
-        demotions: list[Transition] = []
         if at is None:
-            return snapshots, demotions
-        for state in self.states.values():
+            return iter(()), []
+        demoted: dict[str, LeadState] = {}
+        demotions: list[Transition] = []
+        for lead_id, state in self.states.items():
             current, transitions = advance(state, at, self.rules)
-            demotions.extend(transitions)
-            snapshots.append(snapshot(current, self.rules, at))
+            if transitions:
+                demoted[lead_id] = current
+                demotions.extend(transitions)
         demotions.sort(key=lambda t: (t.occurred_at, t.lead_id))
+        snapshots = (
+            snapshot(demoted.get(lead_id, state), self.rules, at)
+            for lead_id, state in self.states.items()
+        )
         return snapshots, demotions

@@ -10,6 +10,7 @@ import hashlib
 import math
 import re
 from collections.abc import Mapping
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -78,8 +79,9 @@ class Limit(_Schema):
     count: Annotated[int, Field(gt=0)]
     per_days: Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
-    @property
+    @cached_property
     def window(self) -> float:
+        """`per_days` in seconds."""
         return self.per_days * SECONDS_PER_DAY
 
 

@@ -15,10 +15,11 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, TypeAdapter
 
 DEDUPE_WINDOW = 64
 LIMIT_HISTORY = 4
@@ -35,37 +36,46 @@ class Stage(StrEnum):
     DISQUALIFIED = "disqualified"
 
 
-class LeadState(BaseModel):
-    """Everything the core knows about one lead. Frozen: the engine returns a new one."""
+@dataclass(frozen=True, slots=True)
+class LeadState:
+    """Everything the core knows about one lead. Frozen: the engine returns a new one.
 
-    model_config = ConfigDict(frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
+    A slotted dataclass rather than a pydantic model: the engine builds one per
+    message, and this is the cheapest frozen record Python has. pydantic still
+    validates it whenever it is read back (`decode_state`).
+    """
+
+    __pydantic_config__ = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
 
     lead_id: str
     stage: Stage = Stage.LEAD
     # Latest event time applied, in epoch seconds; it never goes back.
     clock: float | None = None
     # identify traits, with group traits under "company".
-    traits: dict[str, Any] = Field(default_factory=dict)
+    traits: dict[str, Any] = field(default_factory=dict)
     # Fit rules matching the traits (rule id -> points), the disqualifiers matching,
     # and the fingerprint of the rules they were computed with.
-    fit: dict[str, float] = Field(default_factory=dict)
+    fit: dict[str, float] = field(default_factory=dict)
     disqualifiers: tuple[str, ...] = ()
     fit_fingerprint: str = ""
     disqualified_by: Disqualifier = None
     # Per framework, per criterion: met or not (latest update wins).
-    criteria: dict[str, dict[str, bool]] = Field(default_factory=dict)
+    criteria: dict[str, dict[str, bool]] = field(default_factory=dict)
     # Per engagement rule: its points decayed to `clock`.
-    engagement: dict[str, float] = Field(default_factory=dict)
+    engagement: dict[str, float] = field(default_factory=dict)
     # Per limited engagement rule: counted firing times still in reach, ascending.
-    firings: dict[str, tuple[float, ...]] = Field(default_factory=dict)
+    firings: dict[str, tuple[float, ...]] = field(default_factory=dict)
     # Per limited rule whose history was cut by the cap: the latest firing dropped.
-    limit_horizons: dict[str, float] = Field(default_factory=dict)
+    limit_horizons: dict[str, float] = field(default_factory=dict)
     # Digests of the last DEDUPE_WINDOW message ids, oldest first.
     seen: bytes = b""
 
     @property
     def fit_score(self) -> float:
         return sum(self.fit.values())
+
+
+_STATE = TypeAdapter(LeadState)
 
 
 def new_lead(lead_id: str) -> LeadState:
@@ -92,12 +102,9 @@ def remember(seen: bytes, digest: bytes) -> bytes:
 
 def encode_state(state: LeadState) -> bytes:
     """Compact JSON for the stream's table; defaults are left out."""
-    return state.model_dump_json(exclude_defaults=True).encode()
+    return _STATE.dump_json(state, exclude_defaults=True)
 
 
 def decode_state(data: bytes | str) -> LeadState:
-    return LeadState.model_validate_json(data)
-
-
-def state_as_dict(state: LeadState) -> dict[str, Any]:
-    return state.model_dump(mode="json", exclude_defaults=True)
+    """A state read back from storage, validated."""
+    return _STATE.validate_json(data)

@@ -1036,7 +1036,8 @@ def test_decay_crossing_after_the_last_message_via_replay_finish() -> None:
     replay = Replay(RULES, at=epoch(10.0))
     fed = list(replay.feed(lines))
     assert moves(t for t in fed if isinstance(t, Transition)) == [("lead", "mql")]
-    snapshots, demotions = replay.finish()
+    leads, demotions = replay.finish()
+    snapshots = list(leads)
     assert moves(demotions) == [("mql", "lead")]
     assert demotions[0].trigger == "decay"
     assert demotions[0].occurred_at.timestamp() == pytest.approx(crossing_after(40, 0), abs=1e-3)
@@ -1048,7 +1049,8 @@ def test_decay_crossing_after_the_last_message_via_replay_finish() -> None:
 def test_replay_before_the_crossing_has_no_demotion() -> None:
     replay = Replay(RULES, at=epoch(4.0))
     list(replay.feed([*good_fit(), demo("demo-0", 0.0)]))
-    snapshots, demotions = replay.finish()
+    leads, demotions = replay.finish()
+    snapshots = list(leads)
     assert demotions == [] and snapshots[0].stage == Stage.MQL
 
 
@@ -1058,7 +1060,8 @@ def test_replay_does_not_apply_messages_after_at_and_reports_bad_lines() -> None
     fed = list(replay.feed(lines))
     bad = [item for item in fed if isinstance(item, BadLine)]
     assert [b.line_number for b in bad] == [4] and bad[0].reason.strip()
-    snapshots, _ = replay.finish()
+    leads, _ = replay.finish()
+    snapshots = list(leads)
     assert snapshots[0].engagement_score == round(40 * 0.5 ** (1 / HALF_LIFE_DAYS), 3)
 
 
@@ -1098,7 +1101,8 @@ def test_duplicate_message_id_is_ignored() -> None:
 def test_the_same_message_id_on_two_leads_is_not_a_duplicate() -> None:
     replay = Replay(RULES)
     list(replay.feed([demo("same", 0.0), track("same", "Demo Requested", user="lead-2")]))
-    snapshots, _ = replay.finish()
+    leads, _ = replay.finish()
+    snapshots = list(leads)
     assert sorted((s.lead_id, s.engagement_score) for s in snapshots) == [
         (LEAD, 40.0),
         ("lead-2", 40.0),

@@ -1,0 +1,87 @@
+"""Benchmark: `leadscore replay` throughput and peak memory (not a test).
+
+Generates Segment traffic with `streams.traffic` (seeded, so every run scores
+the same file), runs `leadscore replay FILE > /dev/null` in a child process
+several times, and reports messages per CPU-second of the child (its user +
+system time: messages/s per core, since replay is single-threaded) and its
+peak resident memory. With `--growth` it also replays files with the same
+leads and 2x, 4x the messages, to show memory does not grow with the number
+of messages per lead.
+
+    .venv/bin/python benchmarks/replay_throughput.py [--messages N] [--leads N] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+OUT = Path(__file__).parent / "out"
+LEADSCORE = Path(sys.executable).with_name("leadscore")
+
+
+def events_file(messages: int, leads: int, seed: int) -> Path:
+    path = OUT / f"events-{messages}-{leads}-{seed}.jsonl"
+    if not path.exists():
+        OUT.mkdir(exist_ok=True)
+        partial = path.with_suffix(".partial")
+        subprocess.run(
+            [sys.executable, "-m", "streams.traffic", "--messages", str(messages),
+             "--leads", str(leads), "--seed", str(seed), "--out", str(partial)],
+            check=True,
+        )  # fmt: skip
+        partial.rename(path)
+    return path
+
+
+def replay_once(path: Path) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds and peak RSS (KiB) of one `leadscore replay`."""
+    with open(os.devnull, "wb") as sink:
+        started = os.times().elapsed
+        child = subprocess.Popen(
+            [str(LEADSCORE), "replay", str(path)], stdout=sink, stderr=subprocess.PIPE
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = os.times().elapsed - started
+    assert child.stderr is not None
+    summary = child.stderr.read().decode().strip().splitlines()[-1]
+    if status != 0:
+        raise SystemExit(f"replay failed: {summary}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--leads", type=int, default=50_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--growth", action="store_true", help="also replay 2x and 4x messages")
+    args = parser.parse_args()
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}")  # fmt: skip
+    print("| messages | leads | msgs/lead | msg/s per core (median) | best | wall s | peak RSS MiB |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    factors = (1, 2, 4) if args.growth else (1,)
+    for factor in factors:
+        messages = args.messages * factor
+        path = events_file(messages, args.leads, args.seed)
+        runs = [replay_once(path) for _ in range(args.runs)]
+        rates = [messages / cpu for _, cpu, _ in runs]
+        print(
+            f"| {messages:,} | {args.leads:,} | {messages // args.leads} "
+            f"| {statistics.median(rates):,.0f} | {max(rates):,.0f} "
+            f"| {statistics.median(w for w, _, _ in runs):.1f} "
+            f"| {max(rss for _, _, rss in runs) / 1024:.0f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
