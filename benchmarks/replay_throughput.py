@@ -66,7 +66,7 @@ def main() -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")  # fmt: skip
-    print("| messages | leads | msgs/lead | msg/s per core (median) | best | wall s | peak RSS MiB |")
+    print("| messages | leads | msgs/lead | msg/s per core (median) | best | wall s | peak MiB |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     factors = (1, 2, 4) if args.growth else (1,)
     for factor in factors:
