@@ -1,8 +1,26 @@
-"""Shared test set-up: hypothesis profiles (no deadlines: this machine is shared and noisy)."""
+"""Shared test set-up: the real Kafka broker of the session, hypothesis profiles."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.kafka_server import KafkaServer
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[KafkaServer]:
+    """A real single-node Apache Kafka broker (KRaft), shared by the whole test session.
+
+    Integration tests use it; each test creates its own topics.
+    """
+    with KafkaServer() as server:
+        yield server
+
+
+# No deadlines: this machine is shared and noisy, and timing is not what we test.
 
 settings.register_profile(
     "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=150
