@@ -110,7 +110,7 @@ def sales_alert(transition: Transition) -> SalesAlert:
     met = ", ".join(criteria.met) or "none yet"
     summary = (
         f"Lead {transition.lead_id} is sales qualified: {transition.reason}. "
-        f"Fit {transition.fit_score:g}, engagement {transition.engagement_score:g}; "
+        f"Fit {transition.fit_score:.0f}, engagement {transition.engagement_score:.0f}; "
         f"top signals: {top}. {criteria.framework} met: {met}."
     )
     return SalesAlert(

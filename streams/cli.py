@@ -59,6 +59,20 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from streams.settings import from_arguments
+
+    settings = from_arguments(args)
+    rules = load_rules(settings.rules)  # a broken file stops the worker before Kafka is touched
+    from streams.app import create_app
+    from streams.topics import ensure_topics
+    from streams.worker import run
+
+    ensure_topics(settings)
+    run(create_app(settings, rules))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leadscore", description="Real-time lead qualification over Kafka."
@@ -86,6 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--transitions", action="store_true", help="print each transition instead of the leads"
     )
     replay.set_defaults(run=_replay)
+
+    from streams.settings import add_arguments
+
+    worker = commands.add_parser(
+        "worker",
+        help="run a Faust worker against the configured Kafka",
+        description="Run the stream processor: every setting is a flag and a LEADSCORE_ "
+        "environment variable; flags win.",
+    )
+    add_arguments(worker)
+    worker.set_defaults(run=_worker)
     return parser
 
 

@@ -1,0 +1,115 @@
+"""The scoring agent: decode, look up the lead, call the core, store, emit.
+
+Concurrency is one actor (faust-streaming issue 606: with more, offsets can
+be committed past a message still in flight).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from scoring import (
+    LeadState,
+    Rejection,
+    Transition,
+    advance,
+    apply_message,
+    decode_state,
+    encode_state,
+    next_crossing,
+    parse_message,
+    sales_alert,
+    snapshot,
+)
+from scoring.outputs import DeadLetter
+from scoring.state import Stage
+from streams.app import CONTROL_HEADER, DECAY_CHECK, LeadscoreApp
+from streams.topics import partition_for
+
+log = logging.getLogger(__name__)
+
+
+def register(app: LeadscoreApp) -> None:
+    scorer = Scorer(app)
+
+    @app.faust.agent(app.events, name="score", concurrency=1)
+    async def score(stream: Any) -> None:
+        async for event in stream.events():
+            await scorer.handle(event)
+
+
+class Scorer:
+    """What the agent does with each record of the input and repartition topics."""
+
+    def __init__(self, app: LeadscoreApp) -> None:
+        self.app = app
+        self.rules = app.rules
+        self.partitions = app.settings.partitions
+
+    async def handle(self, event: Any) -> None:
+        record = event.message
+        self.app.positions[record.topic, record.partition] = record.offset
+        lead_key: bytes
+        if event.headers.get(CONTROL_HEADER) == DECAY_CHECK:
+            lead_key = record.key
+            await self.check_decay(lead_key, float(event.value))
+            return
+        message = parse_message(event.value)
+        if isinstance(message, Rejection):
+            await self.dead_letter(record, message.reason)
+            return
+        lead_key = message.lead_id.encode()
+        owner = partition_for(lead_key, self.partitions)
+        if record.partition != owner:
+            # The record's key was not its lead: on to the lead's partition.
+            await self.app.repartition.send(key=lead_key, value=event.value, partition=owner)
+            return
+        state = self.load(lead_key)
+        updated, transitions = apply_message(state, message, self.rules)
+        if updated is not state:
+            await self.save(lead_key, updated, transitions)
+
+    async def check_decay(self, lead_key: bytes, until: float) -> None:
+        state = self.load(lead_key)
+        if state is None:
+            return
+        updated, transitions = advance(state, until, self.rules)
+        if transitions:
+            await self.save(lead_key, updated, transitions)
+        else:
+            self.app.crossings.set(lead_key, next_crossing(state, self.rules))
+
+    def load(self, lead_key: bytes) -> LeadState | None:
+        stored = self.app.leads.get(lead_key)
+        return None if stored is None else decode_state(stored)
+
+    async def save(self, lead_key: bytes, state: LeadState, transitions: list[Transition]) -> None:
+        self.app.leads[lead_key] = encode_state(state)
+        self.app.crossings.set(lead_key, next_crossing(state, self.rules))
+        for transition in transitions:
+            await self.app.transitions.send(key=lead_key, value=_json(transition))
+            if transition.to_stage is Stage.SQL:
+                await self.app.alerts.send(key=lead_key, value=_json(sales_alert(transition)))
+        await self.app.scores.send(key=lead_key, value=_json(snapshot(state, self.rules)))
+
+    async def dead_letter(self, record: Any, reason: str) -> None:
+        log.warning(
+            "rejected record %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason
+        )
+        letter = DeadLetter(
+            reason=reason,
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            original_key=record.key,
+            original_value=record.value,
+            rejected_at=datetime.fromtimestamp(time.time(), UTC),
+        )
+        await self.app.dead_letters.send(key=record.key, value=_json(letter))
+
+
+def _json(model: Any) -> bytes:
+    return model.model_dump_json().encode()  # type: ignore[no-any-return]

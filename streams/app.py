@@ -1,0 +1,89 @@
+"""The Faust application: where settings, topics, the table, agent, timer and views meet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import faust
+from faust.types import TableT, TopicT
+
+from scoring import Rules
+from streams.crossings import CrossingIndex
+from streams.settings import Settings
+from streams.topics import repartition_topic
+
+KAFKA_DEFAULT_BATCH_BYTES = 16_384
+CONTROL_HEADER = "leadscore-control"
+DECAY_CHECK = b"decay-check"
+
+
+@dataclass
+class LeadscoreApp:
+    """The Faust app and what its agent, timer and views share."""
+
+    settings: Settings
+    rules: Rules
+    faust: faust.App
+    events: TopicT  # the input topics and the repartition topic, one channel
+    repartition: TopicT
+    transitions: TopicT
+    alerts: TopicT
+    scores: TopicT
+    dead_letters: TopicT
+    leads: TableT[bytes, bytes]  # lead id -> encoded scoring.LeadState
+    crossings: CrossingIndex = field(default_factory=CrossingIndex)
+    # (topic, partition) -> offset of the last record the agent handled.
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    ready: bool = False
+
+
+def create_app(settings: Settings, rules: Rules, *, embedded_broker: bool = False) -> LeadscoreApp:
+    """The worker's Faust app. `embedded_broker` adapts it to `leadscore dev`'s broker."""
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        broker_credentials=settings.faust_broker_credentials(),
+        store="rocksdb://",  # rocksdict underneath
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout,
+        broker_rebalance_timeout=settings.rebalance_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        web_bind=settings.web_bind,
+        web_host=settings.web_bind,
+        web_port=settings.web_port,
+        # The embedded broker answers ListOffsets wrongly after multi-record batches,
+        # which breaks table recovery; single-record batches avoid it.
+        producer_max_batch_size=1 if embedded_broker else KAFKA_DEFAULT_BATCH_BYTES,
+    )
+    repartition = _raw_topic(app, repartition_topic(settings))
+    leadscore = LeadscoreApp(
+        settings=settings,
+        rules=rules,
+        faust=app,
+        events=_raw_topic(app, *settings.input_topics, repartition.get_topic_name()),
+        repartition=repartition,
+        transitions=_raw_topic(app, settings.transitions_topic),
+        alerts=_raw_topic(app, settings.alerts_topic),
+        scores=_raw_topic(app, settings.scores_topic),
+        dead_letters=_raw_topic(app, settings.dlq_topic),
+        leads=app.Table("leads", partitions=settings.partitions, key_type=bytes, value_type=bytes),
+    )
+    # Imported here: each module registers its part on the app it is given.
+    from streams import agents, timers, views
+
+    agents.register(leadscore)
+    timers.register(leadscore)
+    views.register(leadscore)
+    return leadscore
+
+
+def _raw_topic(app: faust.App, *names: str) -> TopicT:
+    """Records are bytes in and out: leadscore parses and encodes them itself."""
+    return app.topic(
+        *names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )

@@ -1,0 +1,82 @@
+"""Decay demotions with no new message, and the index they come from.
+
+Every `decay_check_interval` seconds the worker takes the leads whose
+crossing instant has passed (wall clock) out of its index and sends each a
+decay check through the lead's partition of the repartition topic, so the
+agent, the only writer of lead state, applies it between the lead's
+messages. A partition gets its checks only once the agent has handled every
+record that was in its input topics then: a message that arrived before the
+crossing passed is applied before the demotion, as replay would. After each
+rebalance the index is rebuilt from the table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from faust.types import TP
+
+from scoring import decode_state, next_crossing
+from streams.app import CONTROL_HEADER, DECAY_CHECK, LeadscoreApp
+from streams.topics import partition_for
+
+log = logging.getLogger(__name__)
+
+
+def register(app: LeadscoreApp) -> None:
+    faust_app = app.faust
+
+    partitions = app.settings.partitions
+
+    @faust_app.timer(interval=app.settings.decay_check_interval)
+    async def send_decay_checks() -> None:
+        now = time.time()
+        due = app.crossings.pop_due(now)
+        if not due:
+            return
+        by_partition: dict[int, list[tuple[bytes, float]]] = {}
+        for lead_key, instant in due:
+            by_partition.setdefault(partition_for(lead_key, partitions), []).append(
+                (lead_key, instant)
+            )
+        behind = await _partitions_behind(app, set(by_partition))
+        for partition, leads in by_partition.items():
+            for lead_key, instant in leads:
+                if partition in behind:
+                    app.crossings.set(lead_key, instant)  # again at the next sweep
+                    continue
+                await app.repartition.send(
+                    key=lead_key,
+                    value=repr(now).encode(),
+                    partition=partition,
+                    headers={CONTROL_HEADER: DECAY_CHECK},
+                )
+
+    @faust_app.on_partitions_revoked.connect
+    async def not_ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        app.ready = False
+
+    @app.leads.on_recover
+    async def rebuild_crossings() -> None:
+        app.crossings.clear()
+        for lead_key, stored in app.leads.items():
+            app.crossings.set(lead_key, next_crossing(decode_state(stored), app.rules))
+        log.info("decay index rebuilt: %d mql leads with a coming crossing", len(app.crossings))
+
+    @faust_app.on_rebalance_complete.connect
+    async def now_ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        app.ready = True
+
+
+async def _partitions_behind(app: LeadscoreApp, partitions: set[int]) -> set[int]:
+    """Those of `partitions` whose input records the agent has not all handled yet."""
+    tps = [TP(topic, p) for topic in app.settings.input_topics for p in partitions]
+    ends = await app.faust.consumer.highwaters(*tps)
+    behind = set()
+    for tp in tps:
+        handled = app.positions.get((tp.topic, tp.partition), -1)
+        if handled + 1 < (ends.get(tp) or 0):
+            behind.add(tp.partition)
+    return behind

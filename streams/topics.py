@@ -1,0 +1,102 @@
+"""The Kafka topics of leadscore: names, partitions, configs, creation, and partitioning."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from aiokafka.partitioner import murmur2
+
+from scoring.errors import LeadscoreError
+from streams.settings import Settings
+
+# Input and repartitioned events are kept a week; outputs follow the broker default.
+WEEK_MS = str(7 * 24 * 3600 * 1000)
+
+
+class KafkaUnavailable(LeadscoreError):
+    """The broker cannot be reached, or refuses what leadscore needs."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def repartition_topic(settings: Settings) -> str:
+    """Where records keyed by something other than their lead travel to the lead's partition."""
+    return f"{settings.app_id}-lead-events-by-lead"
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic the worker reads or writes, except the table changelog Faust creates."""
+    n = settings.partitions
+    retained = {"retention.ms": WEEK_MS}
+    return [
+        *(TopicSpec(name, n, retained) for name in settings.input_topics),
+        TopicSpec(repartition_topic(settings), n, retained),
+        TopicSpec(settings.transitions_topic, n),
+        TopicSpec(settings.alerts_topic, n),
+        # One record per lead is all a consumer of scores needs: compact.
+        TopicSpec(settings.scores_topic, n, {"cleanup.policy": "compact"}),
+        TopicSpec(settings.dlq_topic, n, retained),
+    ]
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
+    """Create missing topics; refuse input topics whose partition count differs.
+
+    Raises KafkaUnavailable with a clear message when the broker cannot be reached.
+    """
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    try:
+        admin = KafkaAdminClient(
+            **settings.kafka_python_config(),
+            client_id=f"{settings.app_id}-admin",
+            request_timeout_ms=int(timeout_s * 1000),
+            bootstrap_timeout_ms=int(timeout_s * 1000),
+        )
+    except KafkaError as error:
+        servers = ", ".join(settings.bootstrap_servers)
+        raise KafkaUnavailable(f"cannot reach Kafka at {servers}: {error}") from None
+    try:
+        existing = {
+            topic["name"]: len(topic["partitions"])
+            for topic in admin.describe_topics()
+            if not topic.get("error_code")
+        }
+        specs = topic_specs(settings)
+        for spec in specs:
+            have = existing.get(spec.name)
+            if have is not None and have != spec.partitions:
+                raise KafkaUnavailable(
+                    f"topic {spec.name} has {have} partitions, but leadscore is set to "
+                    f"{spec.partitions} (LEADSCORE_PARTITIONS): input, repartition and state "
+                    "must be co-partitioned"
+                )
+        missing = [
+            NewTopic(
+                spec.name, spec.partitions, settings.replication_factor, topic_configs=spec.config
+            )
+            for spec in specs
+            if spec.name not in existing
+        ]
+        if missing:
+            with suppress(TopicAlreadyExistsError):  # another worker was first
+                admin.create_topics(missing, timeout_ms=int(timeout_s * 1000))
+    except KafkaError as error:
+        raise KafkaUnavailable(f"Kafka refused to set up the topics: {error}") from None
+    finally:
+        admin.close()
+
+
+@lru_cache(maxsize=65_536)
+def partition_for(lead_key: bytes, partitions: int) -> int:
+    """The partition of a lead: Kafka's default partitioner (murmur2) on the lead id."""
+    return int(murmur2(lead_key) & 0x7FFFFFFF) % partitions

@@ -1,0 +1,15 @@
+"""The worker's web views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.app import LeadscoreApp
+
+
+def register(app: LeadscoreApp) -> None:
+    @app.faust.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        """200 once topics exist and this worker has its partitions (and state) assigned."""
+        body = {"status": "ok" if app.ready else "starting", "rules_version": app.rules.version}
+        return web.json(body, status=200 if app.ready else 503)

@@ -1,0 +1,23 @@
+"""Running a Faust worker for a leadscore app."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from streams.app import LeadscoreApp
+
+
+def run(app: LeadscoreApp) -> None:
+    """Run the worker until SIGINT or SIGTERM; then stop cleanly."""
+    settings = app.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    logging.getLogger(__name__).info(
+        "leadscore worker %s: rules %s, settings %s",
+        settings.app_id,
+        app.rules.version,
+        settings.redacted(),
+    )
+    worker = faust.Worker(app.faust, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()
