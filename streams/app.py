@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 
 import faust
@@ -54,8 +55,12 @@ def create_app(settings: Settings, rules: Rules, *, embedded_broker: bool = Fals
         broker_rebalance_timeout=settings.rebalance_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
         web_bind=settings.web_bind,
-        web_host=settings.web_bind,
         web_port=settings.web_port,
+        # The address other workers use to reach this one (table routing): the
+        # loopback when bound to it, else this host's name.
+        web_host=settings.web_bind
+        if settings.web_bind.startswith("127.")
+        else socket.gethostname(),
         # The embedded broker answers ListOffsets wrongly after multi-record batches,
         # which breaks table recovery; single-record batches avoid it.
         producer_max_batch_size=1 if embedded_broker else KAFKA_DEFAULT_BATCH_BYTES,

@@ -42,16 +42,24 @@ def register(app: LeadscoreApp) -> None:
                 (lead_key, instant)
             )
         behind = await _partitions_behind(app, set(by_partition))
+        # Outside any transaction, even with exactly_once: a decay check is idempotent,
+        # and a transaction of the timer's own would wait for the next commit of its
+        # partition, which may never come when the lead has gone quiet.
+        producer = app.faust.producer
+        await producer.maybe_start()
+        topic = app.repartition.get_topic_name()
         for partition, leads in by_partition.items():
             for lead_key, instant in leads:
                 if partition in behind:
                     app.crossings.set(lead_key, instant)  # again at the next sweep
                     continue
-                await app.repartition.send(
-                    key=lead_key,
-                    value=repr(now).encode(),
-                    partition=partition,
-                    headers={CONTROL_HEADER: DECAY_CHECK},
+                await producer.send(
+                    topic,
+                    lead_key,
+                    repr(now).encode(),
+                    partition,
+                    None,
+                    {CONTROL_HEADER: DECAY_CHECK},
                 )
 
     @faust_app.on_partitions_revoked.connect
