@@ -54,6 +54,7 @@ def create_app(settings: Settings, rules: Rules, *, embedded_broker: bool = Fals
         broker_session_timeout=settings.session_timeout,
         broker_rebalance_timeout=settings.rebalance_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
+        broker_commit_interval=settings.commit_interval,
         web_bind=settings.web_bind,
         web_port=settings.web_port,
         # The address other workers use to reach this one (table routing): the

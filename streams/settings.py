@@ -173,6 +173,12 @@ class Settings(BaseSettings):
         le=60,
         description="seconds between sweeps for leads whose engagement decayed out of mql",
     )
+    commit_interval: float = Field(
+        2.8,
+        gt=0,
+        description="seconds between commits of consumed offsets (at-least-once: what a "
+        "crash may replay)",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
 
     @field_validator("input_topics", mode="before")

@@ -78,6 +78,7 @@ def test_defaults() -> None:
         "rebalance_timeout": 30.0,
         "heartbeat_interval": 3.0,
         "decay_check_interval": 10.0,
+        "commit_interval": 2.8,
         "log_level": "info",
     }
     assert load() == Settings()
@@ -274,6 +275,7 @@ def samples(tmp_path: Path) -> dict[str, tuple[str, Any]]:
         "rebalance_timeout": ("60.5", 60.5),
         "heartbeat_interval": ("1.5", 1.5),
         "decay_check_interval": ("30", 30.0),
+        "commit_interval": ("0.5", 0.5),
         "log_level": ("debug", "debug"),
     }
 
