@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup run test lint kafka schemas bench
+.PHONY: setup run replay test lint kafka schemas bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The main job.
+# The main job: embedded broker, worker and web server, with live demo traffic.
 run: setup
+	$(BIN)/leadscore dev --demo
+
+# Score the shipped sample offline and print every stage change.
+replay: setup
 	$(BIN)/leadscore replay examples/events.jsonl --transitions
 
 # Apache Kafka for the integration tests, fetched with Maven into ~/.cache/leadscore.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -12,6 +13,7 @@ from typing import BinaryIO
 
 from scoring import LeadscoreError, load_rules
 from scoring.replay import BadLine, Replay
+from streams.console import OUTPUTS
 
 
 def _iso_time(text: str) -> float:
@@ -73,6 +75,60 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dev(args: argparse.Namespace) -> int:
+    from streams import dev
+    from streams.settings import from_arguments
+
+    settings = from_arguments(args)
+    rules = load_rules(settings.rules)
+    dev.run(settings, rules, broker_port=args.broker_port, demo=args.demo, rate=args.rate)
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    from streams.clients import SendReport, send
+    from streams.settings import from_arguments
+
+    settings = from_arguments(args)
+    interactive = sys.stderr.isatty()
+
+    def progress(report: SendReport) -> None:
+        if interactive:
+            print(f"\rsent {report.sent:,}, rejected {report.rejected:,}", end="", file=sys.stderr)
+
+    source: BinaryIO = sys.stdin.buffer if args.file == "-" else _open(args.file)
+    with source:
+        report = send(settings, source, topic=args.topic, progress=progress)
+    if interactive:
+        print(file=sys.stderr)
+    topic = args.topic or settings.input_topics[0]
+    print(f"sent {report.sent} messages to {topic}; {report.rejected} lines rejected",
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from streams.clients import tail
+    from streams.settings import from_arguments
+
+    settings = from_arguments(args)
+    tail(
+        settings,
+        args.output,
+        from_beginning=args.from_beginning,
+        max_records=args.max,
+        idle_timeout=args.idle_timeout,
+    )
+    return 0
+
+
+def _open(path: str) -> BinaryIO:
+    try:
+        return Path(path).open("rb")
+    except OSError as error:
+        raise LeadscoreError(f"cannot read {path}: {error.strerror}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leadscore", description="Real-time lead qualification over Kafka."
@@ -88,7 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "events", metavar="EVENTS.jsonl", help="messages, one per line (- for stdin)"
     )
-    replay.add_argument("--rules", type=Path, help="rules file (default: the example rules)")
+    replay.add_argument(
+        "--rules",
+        type=Path,
+        default=os.environ.get("LEADSCORE_RULES") or None,
+        help="rules file (env LEADSCORE_RULES, default: the example rules)",
+    )
     replay.add_argument(
         "--at",
         type=_iso_time,
@@ -111,6 +172,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(worker)
     worker.set_defaults(run=_worker)
+
+    dev = commands.add_parser(
+        "dev",
+        help="run everything on this machine: embedded broker, worker, web views",
+        description="Start an embedded Kafka-compatible broker (in memory), a worker and its "
+        "web server, and show each transition as it happens. Ctrl-C stops everything.",
+    )
+    dev.add_argument("--demo", action="store_true", help="feed live synthetic traffic")
+    dev.add_argument("--rate", type=float, default=5.0, help="demo messages per second")
+    dev.add_argument("--broker-port", type=int, default=9092, help="port of the embedded broker")
+    add_arguments(dev)
+    dev.set_defaults(run=_dev)
+
+    send = commands.add_parser(
+        "send",
+        help="produce a JSONL file of messages to Kafka, validating each first",
+        description="Validate each line and produce it to the input topic, keyed by its "
+        "lead id. Bad lines are reported and skipped; an unreachable broker is an error.",
+    )
+    send.add_argument("file", metavar="FILE", help="messages, one per line (- for stdin)")
+    send.add_argument("--topic", help="topic to produce to (default: the first input topic)")
+    add_arguments(send)
+    send.set_defaults(run=_send)
+
+    tail = commands.add_parser(
+        "tail",
+        help="follow an output topic, one readable line per record",
+        description="Follow lead-transitions (or another output topic) and print each record "
+        "as one line.",
+    )
+    tail.add_argument("--output", choices=OUTPUTS, default="transitions", help="which topic")
+    tail.add_argument("--from-beginning", action="store_true", help="start at the oldest record")
+    tail.add_argument("--max", type=int, help="stop after this many records")
+    tail.add_argument(
+        "--idle-timeout", type=float, help="stop after this many seconds without a record"
+    )
+    add_arguments(tail)
+    tail.set_defaults(run=_tail)
     return parser
 
 

@@ -58,6 +58,9 @@ class EmbeddedBroker:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            # Its own session: Ctrl-C at the terminal reaches leadscore, which stops
+            # the worker first and the broker last.
+            start_new_session=True,
             preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout_s

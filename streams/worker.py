@@ -19,5 +19,9 @@ def run(app: LeadscoreApp) -> None:
         app.rules.version,
         settings.redacted(),
     )
-    worker = faust.Worker(app.faust, loglevel=settings.log_level, quiet=True)
+    # Not redirecting stdout: `leadscore dev` prints transitions there.
+    worker = faust.Worker(
+        app.faust, loglevel=settings.log_level, quiet=True, redirect_stdouts=False
+    )
+    worker.spinner = None  # its cursor codes would garble what `leadscore dev` prints
     worker.execute_from_commandline()

@@ -1,0 +1,132 @@
+"""`leadscore send` and `leadscore tail`: kafka-python clients for people at a terminal."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import IO, Any
+
+from scoring import Rejection, parse_message
+from scoring.errors import LeadscoreError
+from streams.console import render
+from streams.settings import Settings
+
+
+class BrokerUnreachable(LeadscoreError):
+    """The Kafka broker did not answer."""
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    rejected: int = 0
+
+
+def _client_error(settings: Settings, error: Exception) -> BrokerUnreachable:
+    servers = ", ".join(settings.bootstrap_servers)
+    return BrokerUnreachable(f"cannot reach Kafka at {servers}: {error}")
+
+
+def send(
+    settings: Settings,
+    lines: Iterable[bytes],
+    *,
+    topic: str | None = None,
+    errors: IO[str] = sys.stderr,
+    progress: Callable[[SendReport], None] | None = None,
+) -> SendReport:
+    """Validate each line and produce the valid ones keyed by their lead id.
+
+    A bad line is reported with its number and skipped; an unreachable broker
+    raises BrokerUnreachable.
+    """
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    target = topic or settings.input_topics[0]
+    try:
+        producer = KafkaProducer(
+            **settings.kafka_python_config(), acks="all", linger_ms=5, max_block_ms=10_000
+        )
+    except KafkaError as error:
+        raise _client_error(settings, error) from None
+    report = SendReport()
+    pending: list[Any] = []
+    try:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            message = parse_message(line)
+            if isinstance(message, Rejection):
+                report.rejected += 1
+                print(f"line {number}: {message.reason}", file=errors)
+                continue
+            pending.append(
+                producer.send(target, key=message.lead_id.encode(), value=line.rstrip(b"\r\n"))
+            )
+            report.sent += 1
+            if progress and report.sent % 1000 == 0:
+                progress(report)
+            if len(pending) >= 10_000:
+                _confirm(pending)
+        producer.flush(timeout=30)
+        _confirm(pending)
+    except KafkaError as error:
+        raise _client_error(settings, error) from None
+    finally:
+        producer.close(timeout=5)
+    return report
+
+
+def _confirm(pending: list[Any]) -> None:
+    for future in pending:
+        future.get(timeout=30)
+    pending.clear()
+
+
+def tail(
+    settings: Settings,
+    kind: str,
+    *,
+    from_beginning: bool,
+    out: IO[str] = sys.stdout,
+    max_records: int | None = None,
+    idle_timeout: float | None = None,
+) -> int:
+    """Follow an output topic, one readable line per record; returns how many were shown."""
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    topic = {
+        "transitions": settings.transitions_topic,
+        "alerts": settings.alerts_topic,
+        "scores": settings.scores_topic,
+        "dlq": settings.dlq_topic,
+    }[kind]
+    try:
+        consumer = KafkaConsumer(
+            topic,
+            **settings.kafka_python_config(),
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            enable_auto_commit=False,
+        )
+    except KafkaError as error:
+        raise _client_error(settings, error) from None
+    shown = 0
+    last_record = time.monotonic()
+    try:
+        while max_records is None or shown < max_records:
+            batches = consumer.poll(timeout_ms=500)
+            for record in (r for records in batches.values() for r in records):
+                if max_records is not None and shown >= max_records:
+                    break
+                print(render(kind, record.value), file=out, flush=True)
+                shown += 1
+                last_record = time.monotonic()
+            if idle_timeout is not None and time.monotonic() - last_record > idle_timeout:
+                break
+    finally:
+        consumer.close()
+    return shown

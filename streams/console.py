@@ -1,0 +1,49 @@
+"""What leadscore prints for people: one readable line per output record."""
+
+from __future__ import annotations
+
+from scoring import SalesAlert, ScoreSnapshot, Transition
+from scoring.outputs import DeadLetter
+
+ARROW = "→"
+
+
+def transition_line(t: Transition) -> str:
+    top = ", ".join(f"{r.rule_id} {r.points:+g}" for r in t.top_rules[:3])
+    return (
+        f"{t.occurred_at:%Y-%m-%d %H:%M:%S}  {t.lead_id:<16} {t.from_stage:>12} {ARROW} "
+        f"{t.to_stage:<12} fit {t.fit_score:>5.1f}  engagement {t.engagement_score:>6.1f}  "
+        f"{t.reason}  [{top}]"
+    )
+
+
+def alert_line(alert: SalesAlert) -> str:
+    return f"{alert.occurred_at:%Y-%m-%d %H:%M:%S}  SQL  {alert.summary}"
+
+
+def score_line(s: ScoreSnapshot) -> str:
+    return (
+        f"{s.as_of:%Y-%m-%d %H:%M:%S}  {s.lead_id:<16} {s.stage:<12} "
+        f"fit {s.fit_score:>5.1f}  engagement {s.engagement_score:>6.1f}"
+    )
+
+
+def dead_letter_line(d: DeadLetter) -> str:
+    return (
+        f"{d.rejected_at:%Y-%m-%d %H:%M:%S}  {d.source_topic}[{d.source_partition}]"
+        f"@{d.source_offset}  {d.reason}"
+    )
+
+
+def render(kind: str, value: bytes) -> str:
+    """The line for a record of one of the output topics (`kind` as in `OUTPUTS`)."""
+    if kind == "transitions":
+        return transition_line(Transition.model_validate_json(value))
+    if kind == "alerts":
+        return alert_line(SalesAlert.model_validate_json(value))
+    if kind == "scores":
+        return score_line(ScoreSnapshot.model_validate_json(value))
+    return dead_letter_line(DeadLetter.model_validate_json(value))
+
+
+OUTPUTS = ("transitions", "alerts", "scores", "dlq")

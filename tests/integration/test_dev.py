@@ -1,0 +1,113 @@
+"""`leadscore dev`, `send` and `tail`, as a newcomer would use them."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.integration.harness import LEADSCORE, REPO, free_port
+
+NOW = time.time()
+
+
+def events() -> list[str]:
+    """A decision maker at a mid-sized company who requests a demo: an MQL; and one bad line."""
+
+    def at(seconds: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(NOW - 60 + seconds))
+
+    lead = "dev-lead-1"
+    return [
+        json.dumps({"type": "identify", "messageId": "d1", "userId": lead, "timestamp": at(0),
+                    "traits": {"email": "kim@bigco.example", "title": "VP Sales",
+                               "company": {"employee_count": 400}}}),
+        json.dumps({"type": "track", "messageId": "d2", "userId": lead, "timestamp": at(1),
+                    "event": "Demo Requested"}),
+        json.dumps({"type": "track", "userId": lead, "timestamp": at(2), "event": "Oops"}),
+    ]  # fmt: skip
+
+
+def status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_dev_comes_up_from_nothing_scores_what_send_sends_and_stops_on_sigint(
+    tmp_path: Path,
+) -> None:
+    broker_port, web_port = free_port(), free_port()
+    log = (tmp_path / "dev.log").open("wb")
+    dev = subprocess.Popen(
+        [*LEADSCORE, "dev", "--broker-port", str(broker_port), "--web-port", str(web_port)],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    broker = ["--broker", f"kafka://127.0.0.1:{broker_port}"]
+    try:
+        deadline = time.monotonic() + 60
+        health = None
+        while time.monotonic() < deadline and dev.poll() is None:
+            health = status(f"http://127.0.0.1:{web_port}/health")
+            if health == 200:
+                break
+            time.sleep(0.3)
+        assert health == 200, (tmp_path / "dev.log").read_text()
+
+        events_file = tmp_path / "events.jsonl"
+        events_file.write_text("\n".join(events()) + "\n")
+        sent = subprocess.run(
+            [*LEADSCORE, "send", str(events_file), *broker],
+            cwd=REPO, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        assert "line 3: messageId: Field required" in sent.stderr
+        assert "sent 2 messages to lead-events; 1 lines rejected" in sent.stderr
+
+        tailed = subprocess.run(
+            [*LEADSCORE, "tail", "--from-beginning", "--max", "1", "--idle-timeout", "30",
+             *broker],
+            cwd=REPO, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert tailed.returncode == 0, tailed.stderr
+        assert "dev-lead-1" in tailed.stdout
+        assert "lead → mql" in tailed.stdout
+
+        dev.send_signal(signal.SIGINT)
+        assert dev.wait(timeout=30) == 0
+    finally:
+        if dev.poll() is None:
+            dev.kill()
+            dev.wait()
+        log.close()
+    output = (tmp_path / "dev.log").read_text()
+    assert "dev-lead-1" in output  # the terminal showed the transition
+    assert not port_open(broker_port), "the embedded broker is still running"
+    assert not port_open(web_port)
+
+
+def test_send_fails_when_the_broker_is_unreachable(tmp_path: Path) -> None:
+    events_file = tmp_path / "events.jsonl"
+    events_file.write_text("\n".join(events()) + "\n")
+    run = subprocess.run(
+        [*LEADSCORE, "send", str(events_file), "--broker", f"kafka://127.0.0.1:{free_port()}"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "cannot reach Kafka" in run.stderr
