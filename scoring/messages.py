@@ -140,12 +140,18 @@ MESSAGE_ADAPTER = TypeAdapter[Message](Annotated[Message, Field(discriminator="t
 MESSAGE_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 
 
+RejectionKind = Literal[
+    "invalid_json", "not_an_object", "missing_field", "unknown_type", "invalid_field"
+]
+
+
 class Rejection(BaseModel):
     """Input that is not a valid message, and why."""
 
     model_config = ConfigDict(frozen=True)
 
     reason: str
+    kind: RejectionKind = Field(description="a short category, e.g. for metrics")
 
 
 def qualification_update(properties: Mapping[str, Any]) -> tuple[Framework, dict[str, bool]]:
@@ -181,7 +187,22 @@ def parse_message(raw: bytes | str) -> Message | Rejection:
     try:
         return MESSAGE_ADAPTER.validate_json(raw)
     except ValidationError as error:
-        return Rejection(reason=_describe(error))
+        return Rejection(reason=_describe(error), kind=_kind(error))
+
+
+_KINDS: dict[str, RejectionKind] = {
+    "json_invalid": "invalid_json",
+    "json_type": "invalid_json",
+    "dict_type": "not_an_object",
+    "model_attributes_type": "not_an_object",
+    "missing": "missing_field",
+    "union_tag_not_found": "missing_field",
+    "union_tag_invalid": "unknown_type",
+}
+
+
+def _kind(error: ValidationError) -> RejectionKind:
+    return _KINDS.get(error.errors(include_url=False)[0]["type"], "invalid_field")
 
 
 def _describe(error: ValidationError) -> str:

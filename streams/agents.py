@@ -6,6 +6,7 @@ be committed past a message still in flight).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from scoring import (
 )
 from scoring.outputs import DeadLetter
 from scoring.state import Stage
-from streams.app import CONTROL_HEADER, DECAY_CHECK, LeadscoreApp
+from streams.app import CONTROL_HEADER, DECAY_CHECK, FUNNEL_KEY, LeadscoreApp
 from streams.topics import partition_for
 
 log = logging.getLogger(__name__)
@@ -48,29 +49,38 @@ class Scorer:
         self.app = app
         self.rules = app.rules
         self.partitions = app.settings.partitions
+        self.metrics = app.metrics
 
     async def handle(self, event: Any) -> None:
+        started = time.perf_counter()
         record = event.message
         self.app.positions[record.topic, record.partition] = record.offset
-        lead_key: bytes
+        outcome = await self._handle(event, record)
+        self.metrics.messages.labels(outcome).inc()
+        self.metrics.processing.observe(time.perf_counter() - started)
+
+    async def _handle(self, event: Any, record: Any) -> str:
         if event.headers.get(CONTROL_HEADER) == DECAY_CHECK:
-            lead_key = record.key
-            await self.check_decay(lead_key, float(event.value))
-            return
+            await self.check_decay(record.key, float(event.value))
+            return "decay_check"
         message = parse_message(event.value)
         if isinstance(message, Rejection):
-            await self.dead_letter(record, message.reason)
-            return
+            await self.dead_letter(record, message)
+            return "rejected"
         lead_key = message.lead_id.encode()
         owner = partition_for(lead_key, self.partitions)
         if record.partition != owner:
             # The record's key was not its lead: on to the lead's partition.
             await self.app.repartition.send(key=lead_key, value=event.value, partition=owner)
-            return
+            return "repartitioned"
         state = self.load(lead_key)
         updated, transitions = apply_message(state, message, self.rules)
-        if updated is not state:
-            await self.save(lead_key, updated, transitions)
+        if updated is state:
+            return "duplicate"
+        if state is None:
+            await self.app.funnel_topic.send(key=FUNNEL_KEY, value=b'{"new_leads": 1}')
+        await self.save(lead_key, updated, transitions)
+        return "applied"
 
     async def check_decay(self, lead_key: bytes, until: float) -> None:
         state = self.load(lead_key)
@@ -87,20 +97,31 @@ class Scorer:
         return None if stored is None else decode_state(stored)
 
     async def save(self, lead_key: bytes, state: LeadState, transitions: list[Transition]) -> None:
-        self.app.leads[lead_key] = encode_state(state)
-        self.app.crossings.set(lead_key, next_crossing(state, self.rules))
+        app = self.app
+        app.leads[lead_key] = encode_state(state)
+        app.crossings.set(lead_key, next_crossing(state, self.rules))
+        app.hot.update(lead_key, state, self.rules)
+        if transitions:
+            app.recent[lead_key] = _newest_first(transitions, app.recent.get(lead_key))
         for transition in transitions:
-            await self.app.transitions.send(key=lead_key, value=_json(transition))
+            self.metrics.transitions.labels(transition.from_stage, transition.to_stage).inc()
+            await app.transitions.send(key=lead_key, value=_json(transition))
             if transition.to_stage is Stage.SQL:
-                await self.app.alerts.send(key=lead_key, value=_json(sales_alert(transition)))
-        await self.app.scores.send(key=lead_key, value=_json(snapshot(state, self.rules)))
+                await app.alerts.send(key=lead_key, value=_json(sales_alert(transition)))
+        await app.scores.send(key=lead_key, value=_json(snapshot(state, self.rules)))
 
-    async def dead_letter(self, record: Any, reason: str) -> None:
+    async def dead_letter(self, record: Any, rejection: Rejection) -> None:
+        # Topic, partition and offset only: the record may hold personal data.
         log.warning(
-            "rejected record %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason
+            "rejected record %s[%s]@%s: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            rejection.kind,
         )
+        self.metrics.rejected.labels(rejection.kind).inc()
         letter = DeadLetter(
-            reason=reason,
+            reason=rejection.reason,
             source_topic=record.topic,
             source_partition=record.partition,
             source_offset=record.offset,
@@ -109,6 +130,16 @@ class Scorer:
             rejected_at=datetime.fromtimestamp(time.time(), UTC),
         )
         await self.app.dead_letters.send(key=record.key, value=_json(letter))
+
+
+RECENT_PER_LEAD = 10
+
+
+def _newest_first(transitions: list[Transition], stored: bytes | None) -> bytes:
+    """The lead's last RECENT_PER_LEAD transitions, newest first, as a JSON list."""
+    newest = [t.model_dump(mode="json") for t in reversed(transitions)]
+    older = json.loads(stored) if stored else []
+    return json.dumps([*newest, *older][:RECENT_PER_LEAD]).encode()
 
 
 def _json(model: Any) -> bytes:

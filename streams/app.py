@@ -10,10 +10,13 @@ from faust.types import TableT, TopicT
 
 from scoring import Rules
 from streams.crossings import CrossingIndex
+from streams.hot import HotLeads
+from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.topics import repartition_topic
+from streams.topics import funnel_topic, repartition_topic
 
 KAFKA_DEFAULT_BATCH_BYTES = 16_384
+FUNNEL_KEY = b"funnel"
 CONTROL_HEADER = "leadscore-control"
 DECAY_CHECK = b"decay-check"
 
@@ -32,6 +35,13 @@ class LeadscoreApp:
     scores: TopicT
     dead_letters: TopicT
     leads: TableT[bytes, bytes]  # lead id -> encoded scoring.LeadState
+    recent: TableT[bytes, bytes]  # lead id -> JSON list of its last transitions, newest first
+    transitions_in: TopicT  # the transitions topic, read back for the funnel
+    funnel_topic: TopicT  # one partition: every transition, and new-lead counts
+    mql_since: TableT[bytes, bytes]  # lead id -> when it entered mql (epoch seconds)
+    funnel: TableT[bytes, bytes]  # FUNNEL_KEY -> scoring.funnel.Funnel JSON
+    metrics: Metrics = field(default_factory=Metrics)
+    hot: HotLeads = field(default_factory=HotLeads)
     crossings: CrossingIndex = field(default_factory=CrossingIndex)
     # (topic, partition) -> offset of the last record the agent handled.
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -67,6 +77,7 @@ def create_app(settings: Settings, rules: Rules, *, embedded_broker: bool = Fals
         producer_max_batch_size=1 if embedded_broker else KAFKA_DEFAULT_BATCH_BYTES,
     )
     repartition = _raw_topic(app, repartition_topic(settings))
+    funnel_channel = _raw_topic(app, funnel_topic(settings))
     leadscore = LeadscoreApp(
         settings=settings,
         rules=rules,
@@ -77,14 +88,29 @@ def create_app(settings: Settings, rules: Rules, *, embedded_broker: bool = Fals
         alerts=_raw_topic(app, settings.alerts_topic),
         scores=_raw_topic(app, settings.scores_topic),
         dead_letters=_raw_topic(app, settings.dlq_topic),
-        leads=app.Table("leads", partitions=settings.partitions, key_type=bytes, value_type=bytes),
+        leads=_raw_table(app, "leads", settings.partitions),
+        recent=_raw_table(app, "recent-transitions", settings.partitions),
+        transitions_in=_raw_topic(app, settings.transitions_topic),
+        funnel_topic=funnel_channel,
+        mql_since=_raw_table(app, "mql-since", settings.partitions),
+        funnel=_raw_table(app, "funnel", 1),
     )
     # Imported here: each module registers its part on the app it is given.
-    from streams import agents, timers, views
+    from streams import agents, funnel, timers, views
 
     agents.register(leadscore)
+    funnel.register(leadscore)
     timers.register(leadscore)
     views.register(leadscore)
+    if settings.webhook_url:
+        from streams.webhooks import register as register_webhooks
+
+        register_webhooks(
+            leadscore,
+            settings.webhook_url,
+            attempts=settings.webhook_attempts,
+            dlq_topic=settings.webhook_dlq_topic,
+        )
     return leadscore
 
 
@@ -93,3 +119,7 @@ def _raw_topic(app: faust.App, *names: str) -> TopicT:
     return app.topic(
         *names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
+
+
+def _raw_table(app: faust.App, name: str, partitions: int) -> TableT[bytes, bytes]:
+    return app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes)

@@ -173,6 +173,20 @@ class Settings(BaseSettings):
         le=60,
         description="seconds between sweeps for leads whose engagement decayed out of mql",
     )
+    api_token: SecretStr | None = Field(
+        None,
+        description="bearer token required by the web API and dashboard data (all but "
+        "/health and /metrics); unset: no token",
+    )
+    webhook_url: str | None = Field(
+        None, description="POST each sales alert as JSON (Slack-compatible) to this URL"
+    )
+    webhook_attempts: int = Field(
+        5, ge=1, le=20, description="tries per alert before it goes to the webhook DLQ topic"
+    )
+    webhook_dlq_topic: str = Field(
+        "sales-alerts-webhook-dlq", description="topic for alerts the webhook kept refusing"
+    )
     commit_interval: float = Field(
         2.8,
         gt=0,

@@ -67,10 +67,14 @@ def register(app: LeadscoreApp) -> None:
         app.ready = False
 
     @app.leads.on_recover
-    async def rebuild_crossings() -> None:
+    async def rebuild_indexes() -> None:
+        """The decay and hottest-leads indexes, for the partitions this worker now owns."""
         app.crossings.clear()
+        app.hot.clear()
         for lead_key, stored in app.leads.items():
-            app.crossings.set(lead_key, next_crossing(decode_state(stored), app.rules))
+            state = decode_state(stored)
+            app.crossings.set(lead_key, next_crossing(state, app.rules))
+            app.hot.update(lead_key, state, app.rules)
         log.info("decay index rebuilt: %d mql leads with a coming crossing", len(app.crossings))
 
     @faust_app.on_rebalance_complete.connect

@@ -31,6 +31,10 @@ def repartition_topic(settings: Settings) -> str:
     return f"{settings.app_id}-lead-events-by-lead"
 
 
+def funnel_topic(settings: Settings) -> str:
+    return f"{settings.app_id}-funnel"
+
+
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic the worker reads or writes, except the table changelog Faust creates."""
     n = settings.partitions
@@ -43,6 +47,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         # One record per lead is all a consumer of scores needs: compact.
         TopicSpec(settings.scores_topic, n, {"cleanup.policy": "compact"}),
         TopicSpec(settings.dlq_topic, n, retained),
+        # Every transition again, on one partition, for the funnel totals.
+        TopicSpec(funnel_topic(settings), 1, retained),
+        *([TopicSpec(settings.webhook_dlq_topic, n)] if settings.webhook_url else []),
     ]
 
 
@@ -72,9 +79,10 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
             if not topic.get("error_code")
         }
         specs = topic_specs(settings)
+        n_input = settings.partitions
         for spec in specs:
             have = existing.get(spec.name)
-            if have is not None and have != spec.partitions:
+            if have is not None and have != spec.partitions and spec.partitions == n_input:
                 raise KafkaUnavailable(
                     f"topic {spec.name} has {have} partitions, but leadscore is set to "
                     f"{spec.partitions} (LEADSCORE_PARTITIONS): input, repartition and state "

@@ -1,24 +1,203 @@
-"""The worker's web views."""
+"""The worker's web API and dashboard.
+
+| path | what |
+| --- | --- |
+| GET /health | 200 once ready (topics, partitions and state); never needs a token |
+| GET /metrics | Prometheus text; never needs a token |
+| GET /leads/{lead_id} | stage, scores now, explanation, recent transitions (routed to the owner) |
+| GET /leads/top?stage=mql&limit=10 | hottest leads by engagement, across all workers |
+| GET /funnel | leads per stage, transitions per day, MQL-to-SQL conversion |
+| GET /transitions/recent?limit=20 | the latest transitions, newest first |
+| GET / and /static/... | the dashboard |
+
+With a token set (LEADSCORE_API_TOKEN), everything but /health, /metrics and
+the dashboard's own files needs `Authorization: Bearer <token>`.
+"""
 
 from __future__ import annotations
 
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from functools import wraps
+from importlib import resources
 from typing import Any
 
-from streams.app import LeadscoreApp
+from faust.types import TP
+
+from scoring import Stage, decode_state, snapshot
+from scoring.funnel import Funnel
+from streams.app import FUNNEL_KEY, LeadscoreApp
+
+STATIC = resources.files("streams").joinpath("static")
+CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
+                 ".png": "image/png", ".svg": "image/svg+xml"}  # fmt: skip
+MAX_LIMIT = 100
+
+View = Callable[..., Awaitable[Any]]
 
 
 def register(app: LeadscoreApp) -> None:
-    @app.faust.page("/health")
+    faust_app = app.faust
+    token = app.settings.api_token.get_secret_value() if app.settings.api_token else None
+
+    def protected(view: View) -> View:
+        @wraps(view)
+        async def checked(web: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+            if token is not None:
+                given = request.headers.get("Authorization", "")
+                if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                    return web.json({"error": "unauthorized"}, status=401)
+            return await view(web, request, *args, **kwargs)
+
+        return checked
+
+    @faust_app.page("/health")
     async def health(web: Any, request: Any) -> Any:
         """200 once topics exist and this worker has its partitions (and state) assigned."""
-        first_input = app.settings.input_topics[0]
         body = {
             "status": "ok" if app.ready else "starting",
             "rules_version": app.rules.version,
-            "partitions": sorted(
-                tp.partition
-                for tp in app.faust.assignor.assigned_actives()
-                if tp.topic == first_input
-            ),
+            "partitions": _active_partitions(app),
         }
         return web.json(body, status=200 if app.ready else 503)
+
+    @faust_app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        await _update_lag(app)
+        app.metrics.mql_crossings.set(len(app.crossings))
+        return web.bytes(app.metrics.text(), content_type="text/plain; version=0.0.4")
+
+    @faust_app.page("/leads/top")
+    @protected
+    async def top_leads(web: Any, request: Any) -> Any:
+        stage = request.query.get("stage", Stage.MQL)
+        if stage not in set(Stage):
+            return web.json({"error": f"unknown stage {stage!r}"}, status=400)
+        limit = _limit(request, 10)
+        leads = _local_top(app, stage, limit)
+        if request.query.get("local") == "1":  # a peer asking for this worker's share
+            return web.json({"leads_raw": leads})
+        leads = await _with_peers(app, request, leads)
+        leads.sort(key=lambda lead: -lead["rank"])
+        now = time.time()
+        return web.json(
+            {"stage": stage, "leads": [_shown(app, lead, now) for lead in leads[:limit]]}
+        )
+
+    @faust_app.page("/leads/{lead_id}")
+    @faust_app.table_route(table=app.leads, match_info="lead_id")
+    @protected
+    async def lead(web: Any, request: Any, lead_id: str) -> Any:
+        stored = app.leads.get(lead_id.encode())
+        if stored is None:
+            return web.json({"error": "lead not found", "lead_id": lead_id}, status=404)
+        state = decode_state(stored)
+        view = snapshot(state, app.rules, time.time()).model_dump(mode="json")
+        recent = app.recent.get(lead_id.encode())
+        view["recent_transitions"] = json.loads(recent) if recent else []
+        return web.json(view)
+
+    @faust_app.page("/funnel")
+    @faust_app.table_route(table=app.funnel, exact_key=FUNNEL_KEY.decode())
+    @protected
+    async def funnel(web: Any, request: Any) -> Any:
+        return web.json(_funnel(app).view(datetime.now(UTC)).model_dump(mode="json"))
+
+    @faust_app.page("/transitions/recent")
+    @faust_app.table_route(table=app.funnel, exact_key=FUNNEL_KEY.decode())
+    @protected
+    async def recent_transitions(web: Any, request: Any) -> Any:
+        recent = _funnel(app).recent[::-1][: _limit(request, 20)]
+        return web.json({"transitions": [t.model_dump(mode="json") for t in recent]})
+
+    @faust_app.page("/")
+    async def dashboard(web: Any, request: Any) -> Any:
+        return web.html(STATIC.joinpath("index.html").read_text("utf-8"))
+
+    @faust_app.page("/static/{name}")
+    async def static(web: Any, request: Any, name: str) -> Any:
+        asset = STATIC.joinpath(name)
+        suffix = name[name.rfind(".") :] if "." in name else ""
+        if "/" in name or suffix not in CONTENT_TYPES or not asset.is_file():
+            return web.json({"error": "not found"}, status=404)
+        return web.bytes(asset.read_bytes(), content_type=CONTENT_TYPES[suffix])
+
+
+def _active_partitions(app: LeadscoreApp) -> list[int]:
+    first_input = app.settings.input_topics[0]
+    return sorted(
+        tp.partition for tp in app.faust.assignor.assigned_actives() if tp.topic == first_input
+    )
+
+
+def _limit(request: Any, default: int) -> int:
+    try:
+        return max(1, min(MAX_LIMIT, int(request.query.get("limit", default))))
+    except ValueError:
+        return default
+
+
+def _funnel(app: LeadscoreApp) -> Funnel:
+    stored = app.funnel.get(FUNNEL_KEY)
+    return Funnel.model_validate_json(stored) if stored else Funnel()
+
+
+def _local_top(app: LeadscoreApp, stage: str, limit: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "lead_id": hot.lead_id,
+            "stage": hot.stage,
+            "fit_score": round(hot.fit_score, 3),
+            "engagement": hot.engagement,
+            "clock": hot.clock,
+            "rank": hot.rank,
+        }
+        for hot in app.hot.top(stage, limit)
+    ]
+
+
+def _shown(app: LeadscoreApp, lead: dict[str, Any], now: float) -> dict[str, Any]:
+    """A top lead as the API shows it: engagement decayed to now."""
+    half_life = app.rules.half_life
+    elapsed = max(0.0, now - lead["clock"])
+    engagement = float(lead["engagement"])
+    if half_life is not None:
+        engagement *= 0.5 ** (elapsed / half_life)
+    return {
+        "lead_id": lead["lead_id"],
+        "stage": lead["stage"],
+        "fit_score": lead["fit_score"],
+        "engagement_score": round(engagement, 3),
+    }
+
+
+async def _with_peers(app: LeadscoreApp, request: Any, leads: list[dict[str, Any]]) -> Any:
+    """This worker's top leads and every other worker's: each owns some partitions."""
+    own = str(app.faust.conf.canonical_url).rstrip("/")
+    peers = [str(url).rstrip("/") for url in app.faust.router.table_metadata(app.leads.name)]
+    query = dict(request.query) | {"local": "1"}
+    for peer in (p for p in peers if p != own):
+        async with app.faust.http_client.get(
+            f"{peer}/leads/top", params=query, headers=dict(request.headers)
+        ) as answer:
+            if answer.status == 200:
+                leads.extend((await answer.json())["leads_raw"])
+    return leads
+
+
+async def _update_lag(app: LeadscoreApp) -> None:
+    tps = [
+        TP(topic, partition)
+        for topic in app.settings.input_topics
+        for partition in _active_partitions(app)
+    ]
+    if not tps:
+        return
+    ends = await app.faust.consumer.highwaters(*tps)
+    for tp in tps:
+        handled = app.positions.get((tp.topic, tp.partition), -1)
+        lag = max(0, (ends.get(tp) or 0) - handled - 1)
+        app.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)

@@ -78,6 +78,10 @@ def test_defaults() -> None:
         "rebalance_timeout": 30.0,
         "heartbeat_interval": 3.0,
         "decay_check_interval": 10.0,
+        "api_token": None,
+        "webhook_url": None,
+        "webhook_attempts": 5,
+        "webhook_dlq_topic": "sales-alerts-webhook-dlq",
         "commit_interval": 2.8,
         "log_level": "info",
     }
@@ -275,6 +279,10 @@ def samples(tmp_path: Path) -> dict[str, tuple[str, Any]]:
         "rebalance_timeout": ("60.5", 60.5),
         "heartbeat_interval": ("1.5", 1.5),
         "decay_check_interval": ("30", 30.0),
+        "api_token": (PASSWORD, PASSWORD),
+        "webhook_url": ("http://127.0.0.1:9/hook", "http://127.0.0.1:9/hook"),
+        "webhook_attempts": ("3", 3),
+        "webhook_dlq_topic": ("hook-dlq", "hook-dlq"),
         "commit_interval": ("0.5", 0.5),
         "log_level": ("debug", "debug"),
     }
