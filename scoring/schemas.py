@@ -1,4 +1,5 @@
-"""JSON Schemas of the input message and of every topic value, generated from the models.
+"""JSON Schemas of the input message, every topic value and the web API's answers,
+generated from the models.
 
 `python -m scoring.schemas [DIR]` writes them (default: schemas/); a test
 checks that the committed files are current.
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from scoring.api import ApiError, FunnelView, LeadView, RecentTransitions, TopLeads
 from scoring.messages import MESSAGE_ADAPTER
 from scoring.outputs import DeadLetter, SalesAlert, ScoreSnapshot, Transition
 
@@ -23,6 +25,11 @@ def schemas() -> dict[str, dict[str, Any]]:
         "score-snapshot.schema.json": ScoreSnapshot.model_json_schema(),
         "sales-alert.schema.json": SalesAlert.model_json_schema(),
         "dead-letter.schema.json": DeadLetter.model_json_schema(),
+        "api-lead.schema.json": LeadView.model_json_schema(),
+        "api-top-leads.schema.json": TopLeads.model_json_schema(),
+        "api-funnel.schema.json": FunnelView.model_json_schema(),
+        "api-recent-transitions.schema.json": RecentTransitions.model_json_schema(),
+        "api-error.schema.json": ApiError.model_json_schema(),
     }
     for name, schema in found.items():
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

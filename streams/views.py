@@ -27,9 +27,11 @@ from typing import Any
 
 from faust.types import TP
 
-from scoring import Stage, decode_state, snapshot
+from scoring import Stage, Transition, decode_state, snapshot
+from scoring.api import LeadView, RecentTransitions, TopLead, TopLeads
 from scoring.funnel import Funnel
 from streams.app import FUNNEL_KEY, LeadscoreApp
+from streams.topics import partition_for
 
 STATIC = resources.files("streams").joinpath("static")
 CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
@@ -83,35 +85,40 @@ def register(app: LeadscoreApp) -> None:
         leads = await _with_peers(app, request, leads)
         leads.sort(key=lambda lead: -lead["rank"])
         now = time.time()
-        return web.json(
-            {"stage": stage, "leads": [_shown(app, lead, now) for lead in leads[:limit]]}
-        )
+        top = TopLeads(stage=stage, leads=[_shown(app, lead, now) for lead in leads[:limit]])
+        return web.json(top.model_dump(mode="json"))
 
     @faust_app.page("/leads/{lead_id}")
-    @faust_app.table_route(table=app.leads, match_info="lead_id")
     @protected
     async def lead(web: Any, request: Any, lead_id: str) -> Any:
+        partition = partition_for(lead_id.encode(), app.settings.partitions)
+        if (routed := await _route(app, web, request, app.leads, partition)) is not None:
+            return routed
         stored = app.leads.get(lead_id.encode())
         if stored is None:
             return web.json({"error": "lead not found", "lead_id": lead_id}, status=404)
-        state = decode_state(stored)
-        view = snapshot(state, app.rules, time.time()).model_dump(mode="json")
+        now = snapshot(decode_state(stored), app.rules, time.time())
         recent = app.recent.get(lead_id.encode())
-        view["recent_transitions"] = json.loads(recent) if recent else []
-        return web.json(view)
+        view = LeadView(
+            **dict(now),
+            recent_transitions=[Transition.model_validate(t) for t in json.loads(recent or "[]")],
+        )
+        return web.json(view.model_dump(mode="json"))
 
     @faust_app.page("/funnel")
-    @faust_app.table_route(table=app.funnel, exact_key=FUNNEL_KEY.decode())
     @protected
     async def funnel(web: Any, request: Any) -> Any:
+        if (routed := await _route(app, web, request, app.funnel, 0)) is not None:
+            return routed
         return web.json(_funnel(app).view(datetime.now(UTC)).model_dump(mode="json"))
 
     @faust_app.page("/transitions/recent")
-    @faust_app.table_route(table=app.funnel, exact_key=FUNNEL_KEY.decode())
     @protected
     async def recent_transitions(web: Any, request: Any) -> Any:
-        recent = _funnel(app).recent[::-1][: _limit(request, 20)]
-        return web.json({"transitions": [t.model_dump(mode="json") for t in recent]})
+        if (routed := await _route(app, web, request, app.funnel, 0)) is not None:
+            return routed
+        recent = RecentTransitions(transitions=_funnel(app).recent[::-1][: _limit(request, 20)])
+        return web.json(recent.model_dump(mode="json"))
 
     @faust_app.page("/")
     async def dashboard(web: Any, request: Any) -> Any:
@@ -124,6 +131,28 @@ def register(app: LeadscoreApp) -> None:
         if "/" in name or suffix not in CONTENT_TYPES or not asset.is_file():
             return web.json({"error": "not found"}, status=404)
         return web.bytes(asset.read_bytes(), content_type=CONTENT_TYPES[suffix])
+
+
+async def _route(app: LeadscoreApp, web: Any, request: Any, table: Any, partition: int) -> Any:
+    """The owner's answer when another worker owns `partition` of `table`; None if this one does.
+
+    Faust's own table routing asks its producer for the partition, which fails for a
+    topic the producer has not written yet; the partition is known here.
+    """
+    changelog = table.changelog_topic.get_topic_name()
+    own = str(app.faust.conf.canonical_url).rstrip("/")
+    for url, topics in app.faust.router.table_metadata(table.name).items():
+        if partition in topics.get(changelog, ()):
+            owner = str(url).rstrip("/")
+            break
+    else:
+        return web.json({"error": "no worker owns this data yet"}, status=503)
+    if owner == own:
+        return None
+    async with app.faust.http_client.get(
+        f"{owner}{request.url.path_qs}", headers=dict(request.headers)
+    ) as answer:
+        return web.text(await answer.text(), content_type=answer.content_type, status=answer.status)
 
 
 def _active_partitions(app: LeadscoreApp) -> list[int]:
@@ -159,19 +188,19 @@ def _local_top(app: LeadscoreApp, stage: str, limit: int) -> list[dict[str, Any]
     ]
 
 
-def _shown(app: LeadscoreApp, lead: dict[str, Any], now: float) -> dict[str, Any]:
+def _shown(app: LeadscoreApp, lead: dict[str, Any], now: float) -> TopLead:
     """A top lead as the API shows it: engagement decayed to now."""
     half_life = app.rules.half_life
     elapsed = max(0.0, now - lead["clock"])
     engagement = float(lead["engagement"])
     if half_life is not None:
         engagement *= 0.5 ** (elapsed / half_life)
-    return {
-        "lead_id": lead["lead_id"],
-        "stage": lead["stage"],
-        "fit_score": lead["fit_score"],
-        "engagement_score": round(engagement, 3),
-    }
+    return TopLead(
+        lead_id=lead["lead_id"],
+        stage=lead["stage"],
+        fit_score=lead["fit_score"],
+        engagement_score=round(engagement, 3),
+    )
 
 
 async def _with_peers(app: LeadscoreApp, request: Any, leads: list[dict[str, Any]]) -> Any:

@@ -72,8 +72,8 @@ class Deployment:
             env["LEADSCORE_RULES"] = str(self.rules)
         return env
 
-    def worker(self, name: str = "w1") -> WorkerProcess:
-        return WorkerProcess(name, self.env(name), self.root / name)
+    def worker(self, name: str = "w1", **extra_env: str) -> WorkerProcess:
+        return WorkerProcess(name, self.env(name) | extra_env, self.root / name)
 
     def produce(self, lines: Iterable[str | bytes], keys: Mapping[str, str] | None = None) -> int:
         """Send each line, keyed by its lead id (or by `keys[lead id]`); returns how many."""
