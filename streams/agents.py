@@ -93,12 +93,18 @@ class Scorer:
             self.app.crossings.set(lead_key, next_crossing(state, self.rules))
 
     def load(self, lead_key: bytes) -> LeadState | None:
+        cached = self.app.states.get(lead_key)
+        if cached is not None:
+            return cached
         stored = self.app.leads.get(lead_key)
         return None if stored is None else decode_state(stored)
 
     async def save(self, lead_key: bytes, state: LeadState, transitions: list[Transition]) -> None:
         app = self.app
         app.leads[lead_key] = encode_state(state)
+        if len(app.states) >= STATE_CACHE_SIZE:
+            app.states.clear()  # crude, and rare: the table has them all
+        app.states[lead_key] = state
         app.crossings.set(lead_key, next_crossing(state, self.rules))
         app.hot.update(lead_key, state, self.rules)
         if transitions:
@@ -133,6 +139,7 @@ class Scorer:
 
 
 RECENT_PER_LEAD = 10
+STATE_CACHE_SIZE = 200_000  # decoded states kept per worker (a few KiB each)
 
 
 def _newest_first(transitions: list[Transition], stored: bytes | None) -> bytes:

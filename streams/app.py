@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import faust
 from faust.types import TableT, TopicT
 
-from scoring import Rules
+from scoring import LeadState, Rules
 from streams.crossings import CrossingIndex
 from streams.hot import HotLeads
 from streams.metrics import Metrics
@@ -41,6 +41,9 @@ class LeadscoreApp:
     mql_since: TableT[bytes, bytes]  # lead id -> when it entered mql (epoch seconds)
     funnel: TableT[bytes, bytes]  # FUNNEL_KEY -> scoring.funnel.Funnel JSON
     metrics: Metrics = field(default_factory=Metrics)
+    # Decoded states of this worker's leads, so most messages skip decoding; the
+    # table stays the truth, and a rebalance clears this.
+    states: dict[bytes, LeadState] = field(default_factory=dict)
     hot: HotLeads = field(default_factory=HotLeads)
     crossings: CrossingIndex = field(default_factory=CrossingIndex)
     # (topic, partition) -> offset of the last record the agent handled.
@@ -107,7 +110,7 @@ def create_app(settings: Settings, rules: Rules, *, embedded_broker: bool = Fals
 
         register_webhooks(
             leadscore,
-            settings.webhook_url,
+            settings.webhook_url.get_secret_value(),
             attempts=settings.webhook_attempts,
             dlq_topic=settings.webhook_dlq_topic,
         )

@@ -178,11 +178,13 @@ class Settings(BaseSettings):
         description="bearer token required by the web API and dashboard data (all but "
         "/health and /metrics); unset: no token",
     )
-    webhook_url: str | None = Field(
-        None, description="POST each sales alert as JSON (Slack-compatible) to this URL"
+    webhook_url: SecretStr | None = Field(
+        None,
+        description="POST each sales alert as JSON (Slack-compatible) to this URL (secret: "
+        "Slack's URLs carry a token)",
     )
     webhook_attempts: int = Field(
-        5, ge=1, le=20, description="tries per alert before it goes to the webhook DLQ topic"
+        5, ge=1, le=10, description="tries per alert before it goes to the webhook DLQ topic"
     )
     webhook_dlq_topic: str = Field(
         "sales-alerts-webhook-dlq", description="topic for alerts the webhook kept refusing"
@@ -211,10 +213,27 @@ class Settings(BaseSettings):
             raise ValueError("a topic is listed twice")
         return topics
 
-    @field_validator("app_id", "transitions_topic", "alerts_topic", "scores_topic", "dlq_topic")
+    @field_validator(
+        "app_id", "transitions_topic", "alerts_topic", "scores_topic", "dlq_topic",
+        "webhook_dlq_topic",
+    )  # fmt: skip
     @classmethod
     def _check_topic(cls, name: str) -> str:
         return _check_topic_name(name)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None:
+            from yarl import URL
+
+            try:
+                parsed = URL(url.get_secret_value())
+            except ValueError:
+                parsed = URL()
+            if parsed.scheme not in ("http", "https") or not parsed.host:
+                raise ValueError("must be an absolute http:// or https:// URL")
+        return url
 
     @field_validator("broker")
     @classmethod
@@ -244,6 +263,8 @@ class Settings(BaseSettings):
         outputs = [self.transitions_topic, self.alerts_topic, self.scores_topic, self.dlq_topic]
         if len(set(outputs)) != len(outputs):
             problems["transitions_topic"] = "the four output topics must be distinct"
+        if self.webhook_dlq_topic in [*outputs, *self.input_topics]:
+            problems["webhook_dlq_topic"] = "must differ from the input and output topics"
         if looped := sorted(set(self.input_topics) & set(outputs)):
             problems["input_topics"] = f"would read leadscore's own output: {', '.join(looped)}"
         if problems:

@@ -65,6 +65,7 @@ def register(app: LeadscoreApp) -> None:
     @faust_app.on_partitions_revoked.connect
     async def not_ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         app.ready = False
+        app.states.clear()  # leads may move to another worker: the table is the truth
 
     @app.leads.on_recover
     async def rebuild_indexes() -> None:
