@@ -1,14 +1,16 @@
 """Funnel analytics folded from transitions: leads per stage, transitions per day,
 MQL-to-SQL conversion and the median time it takes.
 
-Pure and bounded: per-day counts for the last `DAYS_KEPT` days, the last
-`DURATIONS_KEPT` MQL-to-SQL durations (the median is over those), and the
-last `RECENT_KEPT` transitions.
+Pure and bounded: per-day counts for the last `DAYS_KEPT` days, and the
+MQL-to-SQL durations as a histogram with 10 buckets per decade (from a
+minute to ten years), so the median is exact to within a bucket, about 12%.
+The latest transitions are kept apart (`Recent`): they change only with a
+transition, the totals also with every batch of new leads.
 """
 
 from __future__ import annotations
 
-import statistics
+import math
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,8 +19,9 @@ from scoring.outputs import Transition
 from scoring.state import Stage
 
 DAYS_KEPT = 60
-DURATIONS_KEPT = 5_000
 RECENT_KEPT = 100
+BUCKETS_PER_DECADE = 10
+SHORTEST_HOURS = 1 / 60  # durations below a minute share the first bucket
 
 
 class DayCounts(BaseModel):
@@ -36,7 +39,7 @@ class Conversion(BaseModel):
     converted: int = Field(description="transitions from mql to sql")
     conversion_rate: float | None
     median_hours_to_sql: float | None = Field(
-        description=f"median time from entering mql to sql, over the last {DURATIONS_KEPT}"
+        description="median time from entering mql to sql (to within about 12%)"
     )
 
 
@@ -52,14 +55,14 @@ class FunnelView(BaseModel):
 
 
 class Funnel(BaseModel):
-    """The running aggregate (stored as JSON in the stream's funnel table)."""
+    """The running totals (stored as JSON in the stream's funnel table)."""
 
     stages: dict[str, int] = Field(default_factory=lambda: {stage.value: 0 for stage in Stage})
     per_day: dict[str, dict[str, int]] = Field(default_factory=dict)
     reached_mql: int = 0
     converted: int = 0
-    hours_to_sql: list[float] = Field(default_factory=list)
-    recent: list[Transition] = Field(default_factory=list, description="newest last")
+    # Bucket index -> MQL-to-SQL conversions that took that long (see `_bucket`).
+    hours_to_sql: dict[int, int] = Field(default_factory=dict)
 
     def add_new_leads(self, count: int) -> None:
         self.stages[Stage.LEAD] += count
@@ -78,8 +81,17 @@ class Funnel(BaseModel):
         if transition.from_stage is Stage.MQL and transition.to_stage is Stage.SQL:
             self.converted += 1
             if hours_to_sql is not None:
-                self.hours_to_sql = [*self.hours_to_sql[-DURATIONS_KEPT + 1 :], hours_to_sql]
-        self.recent = [*self.recent[-RECENT_KEPT + 1 :], transition]
+                bucket = _bucket(hours_to_sql)
+                self.hours_to_sql[bucket] = self.hours_to_sql.get(bucket, 0) + 1
+
+    def median_hours_to_sql(self) -> float | None:
+        total = sum(self.hours_to_sql.values())
+        seen = 0
+        for bucket in sorted(self.hours_to_sql):
+            seen += self.hours_to_sql[bucket]
+            if 2 * seen >= total:
+                return _bucket_middle(bucket)
+        return None
 
     def view(self, as_of: datetime) -> FunnelView:
         return FunnelView(
@@ -93,8 +105,25 @@ class Funnel(BaseModel):
                 reached_mql=self.reached_mql,
                 converted=self.converted,
                 conversion_rate=self.converted / self.reached_mql if self.reached_mql else None,
-                median_hours_to_sql=statistics.median(self.hours_to_sql)
-                if self.hours_to_sql
-                else None,
+                median_hours_to_sql=self.median_hours_to_sql(),
             ),
         )
+
+
+class Recent(BaseModel):
+    """The latest transitions of all leads, newest last."""
+
+    transitions: list[Transition] = Field(default_factory=list)
+
+    def add(self, transition: Transition) -> None:
+        self.transitions = [*self.transitions[-RECENT_KEPT + 1 :], transition]
+
+
+def _bucket(hours: float) -> int:
+    return max(
+        0, math.floor(BUCKETS_PER_DECADE * math.log10(max(hours, SHORTEST_HOURS) / SHORTEST_HOURS))
+    )
+
+
+def _bucket_middle(bucket: int) -> float:
+    return float(SHORTEST_HOURS * 10 ** ((bucket + 0.5) / BUCKETS_PER_DECADE))

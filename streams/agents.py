@@ -23,11 +23,10 @@ from scoring import (
     next_crossing,
     parse_message,
     sales_alert,
-    snapshot,
 )
 from scoring.outputs import DeadLetter
 from scoring.state import Stage
-from streams.app import CONTROL_HEADER, DECAY_CHECK, FUNNEL_KEY, LeadscoreApp
+from streams.app import CONTROL_HEADER, DECAY_CHECK, LeadscoreApp
 from streams.topics import partition_for
 
 log = logging.getLogger(__name__)
@@ -78,7 +77,7 @@ class Scorer:
         if updated is state:
             return "duplicate"
         if state is None:
-            await self.app.funnel_topic.send(key=FUNNEL_KEY, value=b'{"new_leads": 1}')
+            self.app.new_leads += 1
         await self.save(lead_key, updated, transitions)
         return "applied"
 
@@ -114,7 +113,7 @@ class Scorer:
             await app.transitions.send(key=lead_key, value=_json(transition))
             if transition.to_stage is Stage.SQL:
                 await app.alerts.send(key=lead_key, value=_json(sales_alert(transition)))
-        await app.scores.send(key=lead_key, value=_json(snapshot(state, self.rules)))
+        app.changed[lead_key] = state  # its snapshot goes out with the next flush
 
     async def dead_letter(self, record: Any, rejection: Rejection) -> None:
         # Topic, partition and offset only: the record may hold personal data.

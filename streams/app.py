@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import faust
 from faust.types import TableT, TopicT
+from pydantic import BaseModel
 
 from scoring import LeadState, Rules
 from streams.crossings import CrossingIndex
@@ -17,6 +18,7 @@ from streams.topics import funnel_topic, repartition_topic
 
 KAFKA_DEFAULT_BATCH_BYTES = 16_384
 FUNNEL_KEY = b"funnel"
+RECENT_KEY = b"recent"
 CONTROL_HEADER = "leadscore-control"
 DECAY_CHECK = b"decay-check"
 
@@ -44,6 +46,11 @@ class LeadscoreApp:
     # Decoded states of this worker's leads, so most messages skip decoding; the
     # table stays the truth, and a rebalance clears this.
     states: dict[bytes, LeadState] = field(default_factory=dict)
+    # The funnel totals and recent transitions, decoded (on the worker owning them).
+    funnel_cache: dict[bytes, BaseModel] = field(default_factory=dict)
+    new_leads: int = 0  # counted by the scoring agent, sent on by the funnel timer
+    # Leads changed since the last snapshot flush to `lead-scores` (see streams.timers).
+    changed: dict[bytes, LeadState] = field(default_factory=dict)
     hot: HotLeads = field(default_factory=HotLeads)
     crossings: CrossingIndex = field(default_factory=CrossingIndex)
     # (topic, partition) -> offset of the last record the agent handled.

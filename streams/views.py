@@ -29,8 +29,8 @@ from faust.types import TP
 
 from scoring import Stage, Transition, decode_state, snapshot
 from scoring.api import LeadView, RecentTransitions, TopLead, TopLeads
-from scoring.funnel import Funnel
-from streams.app import FUNNEL_KEY, LeadscoreApp
+from streams.app import LeadscoreApp
+from streams.funnel import funnel_of, recent_of
 from streams.topics import partition_for
 
 STATIC = resources.files("streams").joinpath("static")
@@ -110,14 +110,15 @@ def register(app: LeadscoreApp) -> None:
     async def funnel(web: Any, request: Any) -> Any:
         if (routed := await _route(app, web, request, app.funnel, 0)) is not None:
             return routed
-        return web.json(_funnel(app).view(datetime.now(UTC)).model_dump(mode="json"))
+        return web.json(funnel_of(app).view(datetime.now(UTC)).model_dump(mode="json"))
 
     @faust_app.page("/transitions/recent")
     @protected
     async def recent_transitions(web: Any, request: Any) -> Any:
         if (routed := await _route(app, web, request, app.funnel, 0)) is not None:
             return routed
-        recent = RecentTransitions(transitions=_funnel(app).recent[::-1][: _limit(request, 20)])
+        latest = recent_of(app).transitions[::-1][: _limit(request, 20)]
+        recent = RecentTransitions(transitions=latest)
         return web.json(recent.model_dump(mode="json"))
 
     @faust_app.page("/")
@@ -167,11 +168,6 @@ def _limit(request: Any, default: int) -> int:
         return max(1, min(MAX_LIMIT, int(request.query.get("limit", default))))
     except ValueError:
         return default
-
-
-def _funnel(app: LeadscoreApp) -> Funnel:
-    stored = app.funnel.get(FUNNEL_KEY)
-    return Funnel.model_validate_json(stored) if stored else Funnel()
 
 
 def _local_top(app: LeadscoreApp, stage: str, limit: int) -> list[dict[str, Any]]:

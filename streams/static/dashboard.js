@@ -146,6 +146,7 @@
     if (!waitingForToken) {
       waitingForToken = true;
       $("token-error").textContent = token ? "That token was not accepted." : "";
+      if (token) storage()?.removeItem(TOKEN_KEY);
       form.hidden = false;
       $("token-input").focus();
     }

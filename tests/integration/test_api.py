@@ -108,18 +108,21 @@ def test_the_api_answers_with_documented_shapes_and_guards_with_the_token(
         assert (status, missing) == (404, {"error": "lead not found", "lead_id": "nobody"})
         jsonschema.validate(missing, schema("api-error.schema.json"))
 
+        expected_stages = {"lead": 0, "mql": 1, "sql": 1, "disqualified": 0}
+
         def funnel_counted() -> Any:
+            # New leads are counted once a second; transitions as they come.
             answer = get(worker, "/funnel")[1]
-            return answer if answer["stages"]["sql"] == 1 else None
+            return answer if answer["stages"] == expected_stages else None
 
         funnel = eventually(funnel_counted)
-        assert funnel is not None
+        assert funnel is not None, get(worker, "/funnel")[1]
         jsonschema.validate(funnel, schema("api-funnel.schema.json"))
-        assert funnel["stages"] == {"lead": 0, "mql": 1, "sql": 1, "disqualified": 0}
         assert funnel["mql_to_sql"]["reached_mql"] == 2
         assert funnel["mql_to_sql"]["converted"] == 1
         assert funnel["mql_to_sql"]["conversion_rate"] == 0.5
-        assert funnel["mql_to_sql"]["median_hours_to_sql"] == pytest.approx(1 / 3600, abs=1e-6)
+        # One second from mql to sql: the histogram's first bucket (a minute or less).
+        assert 0 < funnel["mql_to_sql"]["median_hours_to_sql"] < 1.3 / 60
 
         status, recent = get(worker, "/transitions/recent?limit=2")
         jsonschema.validate(recent, schema("api-recent-transitions.schema.json"))

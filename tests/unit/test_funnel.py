@@ -1,0 +1,54 @@
+"""Funnel totals folded from transitions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from scoring.funnel import Funnel, Recent
+from scoring.outputs import CriteriaState, Transition
+from scoring.state import Stage
+
+T0 = datetime(2026, 11, 1, 9, tzinfo=UTC)
+CRITERIA = CriteriaState(framework="BANT", met=[], unmet=[], unknown=[], require=3, ready=False)
+
+
+def move(lead: str, a: Stage, b: Stage, at: datetime) -> Transition:
+    return Transition(
+        transition_id=f"{lead}-{a}-{b}", lead_id=lead, from_stage=a, to_stage=b,
+        occurred_at=at, trigger="message", message_id="m", reason="r", fit_score=0,
+        engagement_score=0, top_rules=[], criteria=CRITERIA, rules_version="v",
+    )  # fmt: skip
+
+
+def test_stages_days_and_conversion() -> None:
+    funnel = Funnel()
+    funnel.add_new_leads(3)
+    funnel.add(move("a", Stage.LEAD, Stage.MQL, T0), None)
+    funnel.add(move("b", Stage.LEAD, Stage.MQL, T0), None)
+    funnel.add(move("a", Stage.MQL, Stage.SQL, T0 + timedelta(days=1)), 24.0)
+    view = funnel.view(T0)
+    assert view.stages == {"lead": 1, "mql": 1, "sql": 1, "disqualified": 0}
+    assert [(d.day, d.total, d.counts) for d in view.transitions_per_day] == [
+        ("2026-11-01", 2, {"lead>mql": 2}),
+        ("2026-11-02", 1, {"mql>sql": 1}),
+    ]
+    assert view.mql_to_sql.conversion_rate == 0.5
+    median = view.mql_to_sql.median_hours_to_sql
+    assert median is not None and abs(median - 24) / 24 < 0.13
+
+
+def test_median_of_many_durations_is_within_a_bucket() -> None:
+    funnel = Funnel()
+    for hours in [1, 2, 3, 5, 8, 13, 21, 34, 55]:
+        funnel.add(move(f"l{hours}", Stage.MQL, Stage.SQL, T0), float(hours))
+    median = funnel.median_hours_to_sql()
+    assert median is not None and abs(median - 8) / 8 < 0.13
+    assert Funnel.model_validate_json(funnel.model_dump_json()) == funnel
+
+
+def test_recent_keeps_the_latest() -> None:
+    recent = Recent()
+    for i in range(150):
+        recent.add(move(f"l{i}", Stage.LEAD, Stage.MQL, T0))
+    assert len(recent.transitions) == 100
+    assert recent.transitions[-1].lead_id == "l149"
