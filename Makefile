@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup run replay test lint kafka schemas bench
+.PHONY: setup run replay test lint kafka chromium schemas bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,13 +28,17 @@ replay: setup
 kafka: setup
 	$(BIN)/python -m tests.kafka_server install
 
+# Debian's Chromium for the dashboard's browser test (Playwright drives it).
+chromium:
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 # Every test: lint and types, unit tests, integration tests on a real Kafka.
-test: setup kafka lint
+test: setup kafka chromium lint
 	$(BIN)/python -m pytest
 
 schemas: setup

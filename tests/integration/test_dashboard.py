@@ -1,0 +1,175 @@
+"""The live dashboard at `GET /`, in real headless Chromium, against a real worker.
+
+Chromium is Debian's (`apt-get install chromium`), driven by Playwright for Python;
+`playwright install` is never needed. The test also refreshes the screenshots in docs/.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+
+from tests.integration.harness import REPO, Deployment
+from tests.kafka_server import KafkaServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the background-networking flags Chromium dials out at start-up, which a
+# closed network answers with refused connections (and console noise).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DOCS = REPO / "docs"
+TOKEN = "dashboard-test-token"
+WAIT_MS = 30_000  # the funnel and lookup tables may trail the transitions topic by a moment
+
+
+def mql_events(lead: str) -> list[str]:
+    """A VP at a 400-employee company who requests a demo: fit 45, engagement 40, an MQL."""
+    now = time.time()
+
+    def at(seconds: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now - 60 + seconds))
+
+    return [
+        json.dumps({"type": "identify", "messageId": f"{lead}-1", "userId": lead,
+                    "timestamp": at(0),
+                    "traits": {"email": "kim@bigco.example", "title": "VP Sales",
+                               "company": {"employee_count": 400}}}),
+        json.dumps({"type": "track", "messageId": f"{lead}-2", "userId": lead,
+                    "timestamp": at(1), "event": "Demo Requested"}),
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def watch(page: Page) -> list[str]:
+    """Console errors and warnings and uncaught page errors, as they happen."""
+    problems: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            problems.append(f"console {message.type}: {message.text}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("dialog", lambda dialog: problems.append(f"dialog: {dialog.message}"))
+    return problems
+
+
+def look_up(page: Page, lead: str) -> None:
+    page.fill("#lookup-input", lead)
+    page.click("#lookup-form button[type=submit]")
+
+
+def test_dashboard_shows_funnel_feed_and_score_breakdown_of_a_new_mql(
+    kafka: KafkaServer, tmp_path: Path, browser: Browser
+) -> None:
+    deployment = Deployment(kafka, tmp_path)
+    lead = f"dash-{uuid.uuid4().hex[:8]}"
+    worker = deployment.worker()
+    worker.env["LEADSCORE_API_TOKEN"] = TOKEN
+    with worker:
+        worker.wait_ready()
+        deployment.produce(mql_events(lead))
+        transitions = deployment.transitions(until=1)
+        assert [(t.lead_id, t.from_stage, t.to_stage) for t in transitions] == [
+            (lead, "lead", "mql")
+        ], worker.log_tail()
+        home = f"http://127.0.0.1:{worker.port}/"
+
+        # A laptop screen; the token comes in the URL fragment, as a shared link would carry it.
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        problems = watch(page)
+        page.goto(f"{home}#token={TOKEN}")
+
+        mql = page.locator('#funnel [data-stage="mql"]')
+        expect(mql).to_have_attribute("data-count", "1", timeout=WAIT_MS)
+        expect(mql.locator(".count")).to_have_text("1")
+        expect(page.locator('#funnel [data-stage="sql"]')).to_have_attribute("data-count", "0")
+        expect(page.locator("#conversion")).to_contain_text("median time to SQL")
+
+        row = page.locator(f'#feed [data-lead="{lead}"]')
+        expect(row).to_have_count(1, timeout=WAIT_MS)
+        expect(row).to_contain_text(lead)
+        expect(row.locator(".chip")).to_have_text(["Lead", "MQL"])
+        expect(page.locator("#top-leads")).to_contain_text(lead, timeout=WAIT_MS)
+        assert TOKEN not in page.url, "the token stays out of the address bar"
+
+        look_up(page, lead)
+        result = page.locator("#lookup-result")
+        expect(result.locator("h3")).to_have_text(lead, timeout=WAIT_MS)
+        expect(result.locator(".lead-title .chip")).to_have_text("MQL")
+        breakdown = result.locator("#breakdown")
+        for rule, kind in [
+            ("demo-requested", "engagement"),
+            ("decision-maker", "fit"),
+            ("company-size", "fit"),
+        ]:
+            bar = breakdown.locator(f'[data-rule="{rule}"][data-kind="{kind}"]')
+            expect(bar).to_be_visible()
+            expect(bar.locator(".label")).to_have_text(rule)
+            assert float(bar.locator("rect.bar").get_attribute("width") or 0) > 0, rule
+        expect(result.locator('.criterion[data-state="unknown"]')).to_have_count(4)  # BANT
+        expect(result.locator(".recent-block li")).to_have_count(1)
+
+        page.wait_for_timeout(2_500)  # another poll round: its requests must be clean too
+        assert problems == []
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=DOCS / "dashboard.png", full_page=True, animations="disabled")
+        page.close()
+
+        # A phone: one column, the same content.
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        problems = watch(phone)
+        phone.goto(f"{home}#token={TOKEN}")
+        expect(phone.locator(f'#feed [data-lead="{lead}"]')).to_have_count(1, timeout=WAIT_MS)
+        look_up(phone, lead)
+        expect(phone.locator('#breakdown [data-rule="demo-requested"]')).to_be_visible(
+            timeout=WAIT_MS
+        )
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390, "no sideways scroll"
+        assert problems == []
+        phone.screenshot(path=DOCS / "dashboard-phone.png", full_page=True, animations="disabled")
+        phone.close()
+
+        # Without a token: the page asks for one, then works; a missing lead is said politely,
+        # and an id full of markup stays text.
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        problems = watch(page)
+        page.goto(home)
+        expect(page.locator("#token-form")).to_be_visible(timeout=WAIT_MS)
+        page.fill("#token-input", TOKEN)
+        page.click("#token-form button[type=submit]")
+        expect(page.locator("#token-form")).to_be_hidden()
+        expect(page.locator('#funnel [data-stage="mql"]')).to_have_attribute(
+            "data-count", "1", timeout=WAIT_MS
+        )
+        hostile = "<img src=x onerror=alert(1)>"
+        look_up(page, hostile)
+        expect(page.locator("#lookup-result")).to_contain_text("No such lead", timeout=WAIT_MS)
+        expect(page.locator("#lookup-result")).to_contain_text(hostile)
+        assert page.locator("#lookup-result img").count() == 0
+        # The browser itself reports the 401s and the 404 in the console; nothing else may.
+        assert [p for p in problems if "status of 401" not in p and "status of 404" not in p] == []
+        page.close()
