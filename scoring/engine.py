@@ -73,16 +73,15 @@ def apply_message(
             framework: {**work.criteria.get(framework, {}), **update},
         }
 
-    trigger = f"message:{message.messageId}"
-    work.disqualification(previous_disqualifiers, sales_event, message, trigger)
+    work.disqualification(previous_disqualifiers, sales_event, message)
     if sales_event is SalesEvent.LEAD_RECYCLED:
         if work.stage is not Stage.LEAD:
-            work.move(Stage.LEAD, "recycled by sales", trigger, message.messageId)
+            work.move(Stage.LEAD, "recycled by sales", message.messageId)
             work.disqualified_by = None
     else:
         if sales_event is SalesEvent.LEAD_ACCEPTED and work.stage in (Stage.LEAD, Stage.MQL):
-            work.move(Stage.SQL, "accepted by sales", trigger, message.messageId)
-        work.thresholds(trigger, message.messageId)
+            work.move(Stage.SQL, "accepted by sales", message.messageId)
+        work.thresholds(message.messageId)
 
     work.seen = remember(lead.seen, digest)
     return work.state(), work.transitions
@@ -222,38 +221,39 @@ class _Work:
 
     @classmethod
     def of(cls, lead: LeadState, rules: Rules) -> _Work:
+        # Positional, in field order: this runs for every message.
         return cls(
-            rules=rules,
-            lead_id=lead.lead_id,
-            stage=lead.stage,
-            clock=lead.clock,
-            traits=lead.traits,
-            fit=lead.fit,
-            disqualifiers=lead.disqualifiers,
-            fit_fingerprint=lead.fit_fingerprint,
-            disqualified_by=lead.disqualified_by,
-            criteria=lead.criteria,
-            engagement=lead.engagement,
-            firings=lead.firings,
-            limit_horizons=lead.limit_horizons,
-            seen=lead.seen,
+            rules,
+            lead.lead_id,
+            lead.stage,
+            lead.clock,
+            lead.traits,
+            lead.fit,
+            lead.disqualifiers,
+            lead.fit_fingerprint,
+            lead.disqualified_by,
+            lead.criteria,
+            lead.engagement,
+            lead.firings,
+            lead.limit_horizons,
+            lead.seen,
         )
 
     def state(self) -> LeadState:
         return LeadState(
-            lead_id=self.lead_id,
-            stage=self.stage,
-            clock=self.clock,
-            traits=self.traits,
-            fit=self.fit,
-            disqualifiers=self.disqualifiers,
-            fit_fingerprint=self.fit_fingerprint,
-            disqualified_by=self.disqualified_by,
-            criteria=self.criteria,
-            engagement=self.engagement,
-            firings=self.firings,
-            limit_horizons=self.limit_horizons,
-            seen=self.seen,
+            self.lead_id,
+            self.stage,
+            self.clock,
+            self.traits,
+            self.fit,
+            self.disqualifiers,
+            self.fit_fingerprint,
+            self.disqualified_by,
+            self.criteria,
+            self.engagement,
+            self.firings,
+            self.limit_horizons,
+            self.seen,
         )
 
     # -- time -------------------------------------------------------------
@@ -273,7 +273,7 @@ class _Work:
         self.decay_to(crossing)
         line = self.rules.stages.mql_exit_line
         instant = _datetime(crossing).isoformat()
-        self.move(Stage.LEAD, f"engagement decayed below {line:g}", f"decay:{instant}", None)
+        self.move(Stage.LEAD, f"engagement decayed below {line:g}", None, crossing=instant)
 
     # -- applying a message -------------------------------------------------
 
@@ -343,7 +343,11 @@ class _Work:
 
     # -- stages -------------------------------------------------------------
 
-    def move(self, to_stage: Stage, reason: str, trigger: str, message_id: str | None) -> None:
+    def move(
+        self, to_stage: Stage, reason: str, message_id: str | None, crossing: str = ""
+    ) -> None:
+        """A stage change caused by a message, or (message_id None) by decay at `crossing`."""
+        trigger = f"message:{message_id}" if message_id is not None else f"decay:{crossing}"
         assert self.clock is not None
         engagement = dict(self.engagement)
         explanation = _explain(self, engagement, self.rules)
@@ -374,28 +378,25 @@ class _Work:
         previous_disqualifiers: tuple[str, ...],
         sales_event: SalesEvent | None,
         message: Message,
-        trigger: str,
     ) -> None:
         rejected = sales_event is SalesEvent.LEAD_REJECTED
         if self.stage is Stage.DISQUALIFIED:
             if rejected:
                 self.disqualified_by = "sales"
             elif self.disqualified_by == "rules" and not self.disqualifiers:
-                self.move(
-                    Stage.LEAD, "disqualifying traits no longer match", trigger, message.messageId
-                )
+                self.move(Stage.LEAD, "disqualifying traits no longer match", message.messageId)
                 self.disqualified_by = None
         elif rejected:
             why = message.properties.get("reason")  # type: ignore[union-attr]
             reason = f"rejected by sales: {why}" if why else "rejected by sales"
-            self.move(Stage.DISQUALIFIED, reason, trigger, message.messageId)
+            self.move(Stage.DISQUALIFIED, reason, message.messageId)
             self.disqualified_by = "sales"
         elif newly := [r for r in self.disqualifiers if r not in previous_disqualifiers]:
             reason = f"disqualified by rule {', '.join(newly)}"
-            self.move(Stage.DISQUALIFIED, reason, trigger, message.messageId)
+            self.move(Stage.DISQUALIFIED, reason, message.messageId)
             self.disqualified_by = "rules"
 
-    def thresholds(self, trigger: str, message_id: str) -> None:
+    def thresholds(self, message_id: str) -> None:
         if self.stage is Stage.SQL or self.stage is Stage.DISQUALIFIED:
             return  # only sales (or disqualifying traits) move these
         thresholds = self.rules.stages
@@ -407,7 +408,7 @@ class _Work:
                 f"fit {fit:g} >= {thresholds.mql.min_fit:g} and engagement "
                 f"{engagement:.1f} >= {thresholds.mql.min_engagement:g}"
             )
-            self.move(Stage.MQL, reason, trigger, message_id)
+            self.move(Stage.MQL, reason, message_id)
         if self.stage is not Stage.MQL:
             return
         qualification = self.rules.qualification
@@ -419,11 +420,9 @@ class _Work:
                 f"({len(criteria.met)} of {len(qualification.criteria)}, "
                 f"{criteria.require} required)"
             )
-            self.move(Stage.SQL, reason, trigger, message_id)
+            self.move(Stage.SQL, reason, message_id)
         elif fit < thresholds.mql.min_fit:
-            self.move(
-                Stage.LEAD, f"fit {fit:g} below {thresholds.mql.min_fit:g}", trigger, message_id
-            )
+            self.move(Stage.LEAD, f"fit {fit:g} below {thresholds.mql.min_fit:g}", message_id)
         elif engagement < thresholds.mql_exit_line:
             reason = f"engagement {engagement:.1f} below {thresholds.mql_exit_line:g}"
-            self.move(Stage.LEAD, reason, trigger, message_id)
+            self.move(Stage.LEAD, reason, message_id)
