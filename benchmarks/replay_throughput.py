@@ -39,8 +39,8 @@ def events_file(messages: int, leads: int, seed: int) -> Path:
     return path
 
 
-def replay_once(path: Path) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds and peak RSS (KiB) of one `leadscore replay`."""
+def replay_once(path: Path) -> tuple[float, float, int, int]:
+    """Wall seconds, CPU seconds, peak RSS (KiB) and leads scored of one `leadscore replay`."""
     with open(os.devnull, "wb") as sink:
         started = os.times().elapsed
         child = subprocess.Popen(
@@ -52,7 +52,8 @@ def replay_once(path: Path) -> tuple[float, float, int]:
     summary = child.stderr.read().decode().strip().splitlines()[-1]
     if status != 0:
         raise SystemExit(f"replay failed: {summary}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    leads = int(summary.split(" for ")[1].split()[0])  # "replayed N messages for M leads; ..."
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, leads
 
 
 def main() -> None:
@@ -66,19 +67,21 @@ def main() -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")  # fmt: skip
-    print("| messages | leads | msgs/lead | msg/s per core (median) | best | wall s | peak MiB |")
+    # Anonymous visitors are leads of their own: the file's lead count grows with it.
+    print("| messages | leads | msg/s per core (median) | best | wall s | MiB peak | KiB/lead |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     factors = (1, 2, 4) if args.growth else (1,)
     for factor in factors:
         messages = args.messages * factor
         path = events_file(messages, args.leads, args.seed)
         runs = [replay_once(path) for _ in range(args.runs)]
-        rates = [messages / cpu for _, cpu, _ in runs]
+        rates = [messages / cpu for _, cpu, _, _ in runs]
+        peak = max(rss for _, _, rss, _ in runs)
+        leads = runs[0][3]
         print(
-            f"| {messages:,} | {args.leads:,} | {messages // args.leads} "
-            f"| {statistics.median(rates):,.0f} | {max(rates):,.0f} "
-            f"| {statistics.median(w for w, _, _ in runs):.1f} "
-            f"| {max(rss for _, _, rss in runs) / 1024:.0f} |",
+            f"| {messages:,} | {leads:,} | {statistics.median(rates):,.0f} | {max(rates):,.0f} "
+            f"| {statistics.median(w for w, _, _, _ in runs):.1f} | {peak / 1024:.0f} "
+            f"| {peak / leads:.1f} |",
             flush=True,
         )
 

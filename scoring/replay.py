@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -40,25 +41,32 @@ class Replay:
         self, lines: Iterable[bytes | str], first_line: int = 1
     ) -> Iterator[Transition | BadLine]:
         """Apply each line; yield the transitions it caused, or a BadLine."""
-        for line_number, line in enumerate(lines, start=first_line):
-            if not line or line.isspace():
-                continue
-            message = parse_message(line)
-            if isinstance(message, Rejection):
-                self.bad += 1
-                yield BadLine(line_number, message.reason)
-                continue
-            moment = message.at
-            if self.at is not None and moment > self.at:
-                self.not_yet += 1
-                continue
-            if self.latest is None or moment > self.latest:
-                self.latest = moment
-            lead_id = message.lead_id
-            state, transitions = apply_message(self.states.get(lead_id), message, self.rules)
-            self.states[lead_id] = state
-            self.applied += 1
-            yield from transitions
+        states, rules, at = self.states, self.rules, self.at  # the loop runs per message
+        latest = self.latest if self.latest is not None else -math.inf
+        try:
+            for line_number, line in enumerate(lines, start=first_line):
+                if not line or line.isspace():
+                    continue
+                message = parse_message(line)
+                if isinstance(message, Rejection):
+                    self.bad += 1
+                    yield BadLine(line_number, message.reason)
+                    continue
+                moment = message.at
+                if at is not None and moment > at:
+                    self.not_yet += 1
+                    continue
+                if moment > latest:
+                    latest = moment
+                lead_id = message.lead_id
+                state, transitions = apply_message(states.get(lead_id), message, rules)
+                states[lead_id] = state
+                self.applied += 1
+                if transitions:
+                    yield from transitions
+        finally:
+            if latest > -math.inf:
+                self.latest = latest
 
     def as_of(self) -> float | None:
         return self.at if self.at is not None else self.latest
