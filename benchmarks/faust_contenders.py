@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import time
 from typing import Any
 
 # Points per track event name or message type: any small table will do.
@@ -79,15 +80,26 @@ def run_raw(args: argparse.Namespace) -> None:
         )
         await consumer.start()
         seen = 0
+        first = last = 0.0
+        in_first = 0
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=200)
+                if not batches:
+                    continue
                 for records in batches.values():
                     for record in records:
                         if record.value is not None:
                             seen += 1
+                last = time.monotonic()
+                if not first:
+                    first, in_first = last, seen
         finally:
             await consumer.stop()  # commits what was read
+            # Its own clock, for when the backlog goes by within one commit interval:
+            # the records after the first batch, and the time from that batch to the last.
+            stats = {"records": seen - in_first, "seconds": last - first}
+            print(f"raw-stats {json.dumps(stats)}", flush=True)
 
     asyncio.run(consume())
 

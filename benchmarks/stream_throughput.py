@@ -33,6 +33,15 @@ if streams/settings.py has that setting (else leadscore keeps Faust's default,
 2.8 s, and the output says so). Commits lag processing by up to one interval
 at both ends of the measurement, so the error is about one interval over the
 measured seconds; the output shows the seconds and polls behind each number.
+A backlog that appears whole in the first commit gives only a lower bound
+(N / commit interval); the raw consumer then also reports its own clock.
+
+The machine may be shared, so each row also shows, over the same window,
+messages per CPU-second of the worker process (/proc/PID/stat) and the cores
+used by processes other than the worker, the broker and the benchmark
+(/proc/stat): when that is well above 0, msg/s is depressed by them. Before
+each run the benchmark waits (up to --quiet-wait s) until other processes use
+fewer than --quiet-cores cores.
 All Faust apps on a broker get the same Faust settings as the leadscore worker
 (RocksDB store, P partitions, group timeouts, producer batch size).
 
@@ -49,7 +58,11 @@ worker and the broker.
 
     .venv/bin/python benchmarks/stream_throughput.py [--messages N] [--leads L]
         [--partitions P] [--brokers kafka,embedded] [--skip-latency]
-        [--rate R] [--duration S]
+        [--rate R] [--duration S] [--commit-interval S] [--quiet-wait S]
+        [--no-snapshot] [--keep]
+
+The leadscore workers run a copy of scoring/ and streams/ taken at the start,
+so that edits made to the tree during the run do not mix code versions.
 
 Every process and broker it starts is stopped at the end, on error and on
 Ctrl-C too (children run in process groups of their own, which are killed).
@@ -61,6 +74,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -120,7 +134,9 @@ class Child:
 
     running: ClassVar[set[Child]] = set()
 
-    def __init__(self, name: str, command: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, name: str, command: list[str], env: dict[str, str], log: Path, cwd: Path = REPO
+    ) -> None:
         self.name = name
         self.log = log
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +144,7 @@ class Child:
             self.process = subprocess.Popen(
                 command,
                 env=env,
-                cwd=REPO,
+                cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -187,6 +203,7 @@ class Broker:
     heartbeat_interval: float
     rebalance_timeout: float
     server_log: Path | None = None  # Apache Kafka's log: group generations are read from it
+    pid: int | None = None  # the broker process, for CPU accounting
 
     @property
     def url(self) -> str:
@@ -199,13 +216,16 @@ def open_broker(name: str) -> Iterator[Broker]:
         from tests.kafka_server import KafkaServer
 
         with KafkaServer() as kafka:
-            yield Broker("kafka", kafka.bootstrap_servers, 6.0, 1.0, 10.0, kafka.log_file)
+            process = getattr(kafka, "_proc", None)
+            pid = getattr(process, "pid", None)
+            yield Broker("kafka", kafka.bootstrap_servers, 6.0, 1.0, 10.0, kafka.log_file, pid)
     elif name == "embedded":
         from streams.embedded import EmbeddedBroker
 
         # Tansu: memory only, no transactions; it needs short group timeouts.
         with EmbeddedBroker(port=free_port()) as tansu:
-            yield Broker("embedded", tansu.bootstrap, 5.0, 1.0, 4.0)
+            pid = tansu.process.pid if tansu.process else None
+            yield Broker("embedded", tansu.bootstrap, 5.0, 1.0, 4.0, None, pid)
     else:
         raise SystemExit(f"unknown broker {name!r}: use kafka and/or embedded")
 
@@ -267,6 +287,63 @@ def committed(admin: KafkaAdminClient, group: str, tps: list[TopicPartition]) ->
 
 
 # --------------------------------------------------------------------------
+# CPU accounting: the machine is shared (other engineers run tests on it)
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system, with waited-for children) of a process; 0 if unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return sum(int(value) for value in fields[11:15]) / CLOCK_TICKS  # utime stime cutime cstime
+
+
+def machine_busy() -> float:
+    """CPU seconds spent by the whole machine (all cores) not idle, since boot."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return (sum(values[:8]) - idle) / CLOCK_TICKS
+
+
+@dataclass
+class CpuMark:
+    worker: float
+    machine: float
+    ours: float  # the broker and this process
+
+    @classmethod
+    def take(cls, worker_pid: int | None, broker: Broker) -> CpuMark:
+        own = os.times()
+        return cls(
+            process_cpu(worker_pid),
+            machine_busy(),
+            process_cpu(broker.pid) + own.user + own.system,
+        )
+
+
+def wait_quiet(broker: Broker, args: argparse.Namespace, label: str) -> float:
+    """Wait (at most --quiet-wait s) until other processes use < --quiet-cores; their cores."""
+    deadline = time.monotonic() + args.quiet_wait
+    while True:
+        before, began = CpuMark.take(None, broker), time.monotonic()
+        time.sleep(2.0)
+        after, seconds = CpuMark.take(None, broker), time.monotonic() - began
+        foreign = max(0.0, (after.machine - before.machine) - (after.ours - before.ours)) / seconds
+        if foreign < args.quiet_cores or time.monotonic() >= deadline:
+            return foreign
+        print(f"  waiting for a quieter machine before {label}: other processes use "
+              f"{foreign:.2f} cores", file=sys.stderr, flush=True)  # fmt: skip
+
+
+# --------------------------------------------------------------------------
 # throughput
 
 
@@ -279,17 +356,24 @@ class Result:
     polls: int = 0  # polls that showed progress within the measurement
     startup: float | None = None  # spawn -> first progress
     note: str = ""
+    lower_bound: float | None = None  # when the whole backlog came in one commit
+    own_clock: float | None = None  # raw aiokafka's own first-to-last-batch rate
+    worker_cpu: float | None = None  # the worker's CPU seconds over the measurement
+    foreign_cores: float | None = None  # cores used by other processes meanwhile
+    quiet_before: float | None = None  # cores used by other processes just before the start
     generations: int | None = None
     log_lines: Counter[str] = field(default_factory=Counter)
 
 
 def measure(
     child: Child,
+    broker: Broker,
     admin: KafkaAdminClient,
     group: str,
     topic: str,
     ends: dict[int, int],
     timeout: float,
+    commit_interval: float,
     result: Result,
 ) -> None:
     tps = [TopicPartition(topic, p) for p in sorted(ends)]
@@ -298,6 +382,7 @@ def measure(
     first: tuple[float, int] | None = None
     last_value = 0
     polls = 0
+    mark = first_mark = CpuMark.take(child.process.pid, broker)
     next_report = spawned + 10
     while True:
         now = time.monotonic()
@@ -307,11 +392,13 @@ def measure(
             )
         value = committed(admin, group, tps)
         at = time.monotonic()
+        previous_mark, mark = mark, CpuMark.take(child.process.pid, broker)
         if value is not None:
             if value > last_value:
                 polls += 1
                 if first is None:
                     first = (at, value)
+                    first_mark = previous_mark  # the progress happened after the last poll
                     result.startup = at - spawned
             last_value = max(last_value, value)
             if value >= total:
@@ -331,10 +418,31 @@ def measure(
     result.polls = polls
     result.measured = total - first[1]
     result.seconds = at - first[0]
+    if result.seconds > 0:
+        result.worker_cpu = mark.worker - first_mark.worker
+        foreign = (mark.machine - first_mark.machine) - result.worker_cpu
+        foreign -= mark.ours - first_mark.ours
+        result.foreign_cores = max(0.0, foreign / result.seconds)
     if result.measured == 0 or result.seconds <= 0:
-        result.note = "the whole backlog was committed at once: too fast to resolve"
+        # Read within about one commit interval: a lower bound only.
+        result.lower_bound = total / commit_interval
+        result.note = (
+            f"all {total:,} appeared in the first commit (within ~{commit_interval:g} s): "
+            "too fast for this method to resolve"
+        )
         return
     result.rate = result.measured / result.seconds
+
+
+def raw_own_clock(log: Path) -> float | None:
+    """The rate the raw consumer measured itself (first batch to last), from its log."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in reversed(log.read_text(errors="replace").splitlines()):
+            if line.startswith("raw-stats "):
+                stats = orjson.loads(line.removeprefix("raw-stats "))
+                if stats["seconds"] > 0:
+                    return float(stats["records"] / stats["seconds"])
+    return None
 
 
 INTERESTING = re.compile(r"\b(WARNING|ERROR|CRITICAL|Traceback)\b|\[W\]|\[E\]|rebalanc", re.I)
@@ -429,15 +537,28 @@ def run_throughput(
                 "--datadir", str(work / f"data-{name}-{run_id}"),
                 "--web-port", str(free_port()),
             ]  # fmt: skip
+        if args.quiet_wait > 0:
+            result.quiet_before = wait_quiet(broker, args, label)
         print(f"[{broker.name}] {label} ...", file=sys.stderr, flush=True)
-        child = Child(f"{broker.name}/{name}", command, env, log)
+        cwd = args.code_dir if name == "leadscore" else REPO
+        child = Child(f"{broker.name}/{name}", command, env, log, cwd)
         try:
-            measure(child, admin, group, topic, ends, args.timeout, result)
+            measure(
+                child, broker, admin, group, topic, ends, args.timeout, args.commit_interval, result
+            )
         finally:
             child.stop()
+        if name == "raw":
+            result.own_clock = raw_own_clock(log)
         result.generations = generations(broker, group)
         result.log_lines = log_summary(log)
-        shown = "-" if result.rate is None else f"{result.rate:,.0f} msg/s"
+        shown = (
+            f"{result.rate:,.0f} msg/s"
+            if result.rate is not None
+            else f">= ~{result.lower_bound:,.0f} msg/s"
+            if result.lower_bound is not None
+            else "-"
+        )
         print(f"[{broker.name}] {label}: {shown} {result.note}", file=sys.stderr, flush=True)
         results.append(result)
         time.sleep(1)
@@ -455,9 +576,13 @@ class Latency:
     unmatched: int = 0
     received: list[float] = field(default_factory=list)  # seconds, produce -> consumed
     emitted: list[float] = field(default_factory=list)  # seconds, produce -> record timestamp
+    sent_offset: list[float] = field(default_factory=list)  # when in the run it was produced
     produced: int = 0
     produce_seconds: float = 0.0
     backlog_at_end: int | None = None
+    worker_cores: float | None = None  # while producing
+    foreign_cores: float | None = None  # other processes while producing
+    ours_cores: float | None = None  # the broker and the benchmark process while producing
     drain_seconds: float | None = None
     note: str = ""
     log_lines: Counter[str] = field(default_factory=Counter)
@@ -488,9 +613,11 @@ def run_latency(
     commit = args.commit_interval if leadscore_commit_setting() else None
     env, group, port = leadscore_env(broker, work, "latency", topic, partitions, commit)
     log = work / "logs" / f"{broker.name}-latency.log"
+    if args.quiet_wait > 0:
+        wait_quiet(broker, args, "the latency run")
     print(f"[{broker.name}] latency: starting a fresh leadscore worker ...", file=sys.stderr)
-    child = Child(f"{broker.name}/latency", [sys.executable, "-m", "streams.cli", "worker"],
-                  env, log)  # fmt: skip
+    command = [sys.executable, "-m", "streams.cli", "worker"]
+    child = Child(f"{broker.name}/latency", command, env, log, args.code_dir)
     result = Latency()
     try:
         wait_ready(child, port)
@@ -537,6 +664,7 @@ async def _latency(
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks=1, linger_ms=0)
     await consumer.start()
     await producer.start()
+    reader: asyncio.Task[None] | None = None
     try:
         consumer.assign([AioTP(transitions, p) for p in range(partitions)])
         await consumer.seek_to_beginning()
@@ -559,10 +687,13 @@ async def _latency(
                         result.count += 1
                         result.received.append(now - produced)
                         result.emitted.append(record.timestamp / 1000 - produced)
+                        result.sent_offset.append(produced - wall_began)
 
         reader = asyncio.create_task(consume())
         futures = []
+        mark = CpuMark.take(child.process.pid, broker)
         began = time.monotonic()
+        wall_began = time.time()
         sent = 0
         while sent < len(items):
             due = min(len(items), int((time.monotonic() - began) * args.rate) + 1)
@@ -574,6 +705,12 @@ async def _latency(
             await asyncio.sleep(0.002)
         await producer.flush()
         result.produce_seconds = time.monotonic() - began
+        end = CpuMark.take(child.process.pid, broker)
+        worker = end.worker - mark.worker
+        foreign = end.machine - mark.machine - worker - (end.ours - mark.ours)
+        result.worker_cores = worker / result.produce_seconds
+        result.foreign_cores = max(0.0, foreign / result.produce_seconds)
+        result.ours_cores = (end.ours - mark.ours) / result.produce_seconds
         result.produced = sent
         ends: dict[int, int] = dict.fromkeys(range(partitions), 0)
         for future in futures:
@@ -599,6 +736,10 @@ async def _latency(
         done.set()
         await reader
     finally:
+        if reader is not None and not reader.done():  # interrupted or failed
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, KafkaError):
+                await reader
         await producer.stop()
         await consumer.stop()
 
@@ -611,6 +752,40 @@ def percentile(values: list[float], q: float) -> float:
 
 # --------------------------------------------------------------------------
 # report
+
+
+def code_state() -> str:
+    """The commit, and which files of the package differ from it (others edit them)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()  # fmt: skip
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", "scoring", "streams", "pyproject.toml"],
+            cwd=REPO, capture_output=True, text=True, check=True,
+        ).stdout.split("\n")  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (no git)"
+    files = sorted(line[3:] for line in changed if line.strip())
+    if not files:
+        return f"commit {head}, clean"
+    return f"commit {head} + uncommitted changes in {len(files)} files ({', '.join(files)})"
+
+
+def snapshot_code(work: Path) -> tuple[Path, str]:
+    """A copy of scoring/ and streams/ that the leadscore workers run (`-m` puts the cwd
+    first on sys.path, ahead of the editable install): the code cannot change mid-run."""
+    code = work / "code"
+    digest = hashlib.sha256()
+    for package in ("scoring", "streams"):
+        shutil.copytree(
+            REPO / package, code / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+    for path in sorted(code.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(code)).encode() + b"\0" + path.read_bytes())
+    return code, digest.hexdigest()[:12]
 
 
 def machine_info() -> list[str]:
@@ -638,17 +813,38 @@ def machine_info() -> list[str]:
 def throughput_table(results: list[Result]) -> list[str]:
     base = next((r.rate for r in results if r.label.startswith("Faust do-nothing")), None)
     lines = [
-        "| contender | msg/s | relative to Faust do-nothing | measured over | start-up s |",
-        "| --- | --- | --- | --- | --- |",
+        "| contender | msg/s | relative to Faust do-nothing | measured over | start-up s "
+        "| msg per worker CPU-s | other processes, cores: during (just before) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
-        rate = "-" if r.rate is None else f"{r.rate:,.0f}"
-        relative = "-" if r.rate is None or not base else f"{r.rate / base:.2f}x"
-        over = f"{r.measured:,} msgs in {r.seconds:.1f} s ({r.polls} polls with progress)"
+        rate = relative = "-"
+        if r.rate is not None:
+            rate = f"{r.rate:,.0f}"
+            relative = f"{r.rate / base:.2f}x" if base else "-"
+        elif r.lower_bound is not None:
+            rate = f">= ~{r.lower_bound:,.0f}"
+            relative = f">= ~{r.lower_bound / base:.1f}x" if base else "-"
+        over = (
+            f"{r.measured:,} msgs in {r.seconds:.1f} s ({r.polls} polls with progress)"
+            if r.rate is not None
+            else ""
+        )
         if r.note:
-            over += f"; {r.note}"
+            over += f"; {r.note}" if over else r.note
+        if r.own_clock is not None:
+            own = f"{r.own_clock:,.0f} msg/s"
+            if base:
+                own += f" = {r.own_clock / base:.1f}x"
+            over += f"; its own clock (first to last batch): {own}"
         startup = "-" if r.startup is None else f"{r.startup:.1f}"
-        lines.append(f"| {r.label} | {rate} | {relative} | {over} | {startup} |")
+        per_cpu = "-" if not r.worker_cpu else f"{r.measured / r.worker_cpu:,.0f}"
+        foreign = "-" if r.foreign_cores is None else f"{r.foreign_cores:.2f}"
+        if r.quiet_before is not None:
+            foreign += f" ({r.quiet_before:.2f})"
+        lines.append(
+            f"| {r.label} | {rate} | {relative} | {over} | {startup} | {per_cpu} | {foreign} |"
+        )
     return lines
 
 
@@ -663,6 +859,12 @@ def latency_lines(lat: Latency, args: argparse.Namespace) -> list[str]:
     def stats(values: list[float]) -> str:
         return " / ".join(f"{percentile(values, q) * 1000:,.0f}" for q in (50, 95, 99))
 
+    thirds: list[list[float]] = [[], [], []]
+    for offset, latency in zip(lat.sent_offset, lat.received, strict=True):
+        thirds[min(2, max(0, int(3 * offset / args.duration)))].append(latency)
+    by_third = " / ".join(
+        "-" if not values else f"{percentile(values, 50) * 1000:,.0f}" for values in thirds
+    )
     backlog = "?" if lat.backlog_at_end is None else f"{lat.backlog_at_end:,}"
     drain = "not drained" if lat.drain_seconds is None else f"{lat.drain_seconds:.1f} s"
     return [
@@ -671,11 +873,19 @@ def latency_lines(lat: Latency, args: argparse.Namespace) -> list[str]:
         f"{stats(lat.received)} ms (n = {lat.count:,} transitions)",
         f"- produce -> transition record timestamp (worker emitted it): p50/p95/p99 = "
         f"{stats(lat.emitted)} ms",
+        f"- p50 (consumed) of the messages produced in the first / second / last third of the "
+        f"{args.duration:g} s: {by_third} ms",
         f"- skipped {lat.decay_skipped} decay transitions (no message_id), {lat.unmatched} "
         f"unmatched; uncommitted input when producing stopped: {backlog} "
         f"(committed offsets lag by up to one commit interval); drained {drain} later "
         f"{lat.note}",
-        "- the benchmark's producer and consumer share the cores with the worker and broker",
+        "- the benchmark's producer and consumer share the cores with the worker and broker"
+        + (
+            ""
+            if lat.worker_cores is None or lat.foreign_cores is None or lat.ours_cores is None
+            else f"; while producing the worker used {lat.worker_cores:.2f} cores, the broker "
+            f"and the benchmark {lat.ours_cores:.2f}, other processes {lat.foreign_cores:.2f}"
+        ),
     ]
 
 
@@ -718,6 +928,23 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=1800.0, help="give up on a contender after this (s)"
     )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120.0,
+        help="before each run wait up to this many s for a quiet machine (120; 0: don't)",
+    )
+    parser.add_argument(
+        "--quiet-cores",
+        type=float,
+        default=0.25,
+        help="quiet: other processes use fewer cores than this (0.25)",
+    )
+    parser.add_argument(
+        "--no-snapshot",
+        action="store_true",
+        help="run leadscore from the live tree, not a copy taken at the start",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, data)")
     args = parser.parse_args()
     args.brokers = [b.strip() for b in args.brokers.split(",") if b.strip()]
@@ -735,8 +962,17 @@ def _sigterm(signum: int, frame: object) -> None:
 def main() -> int:
     args = parse_args()
     signal.signal(signal.SIGTERM, _sigterm)
+    # Ctrl-C (or kill -INT) stops everything even when started in the background,
+    # where the shell leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     work = Path(tempfile.mkdtemp(prefix="leadscore-stream-bench-"))
     report: list[str] = []
+    code_at_start = code_state()
+    if args.no_snapshot:
+        args.code_dir, code_note = REPO, "the live working tree (--no-snapshot)"
+    else:
+        args.code_dir, digest = snapshot_code(work)
+        code_note = f"a snapshot of scoring/ and streams/ taken at the start (sha256 {digest})"
     try:
         print(f"generating {args.messages:,} messages for {args.leads:,} leads ...",
               file=sys.stderr, flush=True)  # fmt: skip
@@ -791,7 +1027,11 @@ def main() -> int:
                 ]
                 report += section
                 print("\n".join(section), file=sys.stderr, flush=True)
-        report += ["## Machine", "", *machine_info()]
+        code_at_end = code_state()
+        code = [f"- leadscore ran from {code_note}", f"- git at the start: {code_at_start}"]
+        if code_at_end != code_at_start:
+            code.append(f"- git at the end (the tree changed during the run): {code_at_end}")
+        report += ["## Code", "", *code, "", "## Machine", "", *machine_info()]
         print("\n".join(report), flush=True)
         return 0
     except KeyboardInterrupt:
