@@ -5,7 +5,7 @@ message (or an instant) and the rules, and returns the new state and the
 stage changes.
 """
 
-from scoring.engine import advance, apply_message, next_crossing, snapshot
+from scoring.engine import advance, apply_message, decay, next_crossing, snapshot
 from scoring.errors import LeadscoreError, RulesError
 from scoring.messages import Message, Rejection, parse_message
 from scoring.outputs import SalesAlert, ScoreSnapshot, Transition, sales_alert
@@ -25,6 +25,7 @@ __all__ = [
     "Transition",
     "advance",
     "apply_message",
+    "decay",
     "decode_state",
     "encode_state",
     "load_rules",

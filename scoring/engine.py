@@ -129,6 +129,13 @@ def snapshot(state: LeadState, rules: Rules, at: float | None = None) -> ScoreSn
 _SALES_EVENTS = {event.value: event for event in SalesEvent}
 
 
+def decay(points: float, elapsed: float, rules: Rules) -> float:
+    """Engagement points `elapsed` seconds of event time later (no time passes below 0)."""
+    if rules.half_life is None or elapsed <= 0:
+        return points
+    return float(points * 0.5 ** (elapsed / rules.half_life))
+
+
 def _sales_event(message: Message) -> SalesEvent | None:
     return _SALES_EVENTS.get(message.event) if isinstance(message, Track) else None
 

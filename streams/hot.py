@@ -13,7 +13,7 @@ import heapq
 import math
 from dataclasses import dataclass
 
-from scoring import LeadState, Rules
+from scoring import LeadState, Rules, decay
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +26,7 @@ class HotLead:
     clock: float
 
     def engagement_at(self, moment: float, rules: Rules) -> float:
-        if rules.half_life is None or moment <= self.clock:
-            return self.engagement
-        return float(self.engagement * 0.5 ** ((moment - self.clock) / rules.half_life))
+        return decay(self.engagement, moment - self.clock, rules)
 
 
 class HotLeads:

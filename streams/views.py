@@ -27,7 +27,7 @@ from typing import Any
 
 from faust.types import TP
 
-from scoring import Stage, Transition, decode_state, snapshot
+from scoring import Stage, Transition, decay, decode_state, snapshot
 from scoring.api import LeadView, RecentTransitions, TopLead, TopLeads
 from streams.app import LeadscoreApp
 from streams.funnel import funnel_of, recent_of
@@ -186,11 +186,7 @@ def _local_top(app: LeadscoreApp, stage: str, limit: int) -> list[dict[str, Any]
 
 def _shown(app: LeadscoreApp, lead: dict[str, Any], now: float) -> TopLead:
     """A top lead as the API shows it: engagement decayed to now."""
-    half_life = app.rules.half_life
-    elapsed = max(0.0, now - lead["clock"])
-    engagement = float(lead["engagement"])
-    if half_life is not None:
-        engagement *= 0.5 ** (elapsed / half_life)
+    engagement = decay(float(lead["engagement"]), now - lead["clock"], app.rules)
     return TopLead(
         lead_id=lead["lead_id"],
         stage=lead["stage"],
