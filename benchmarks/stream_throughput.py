@@ -483,6 +483,8 @@ def leadscore_env(
         "LEADSCORE_HEARTBEAT_INTERVAL": f"{broker.heartbeat_interval:g}",
         "LEADSCORE_REBALANCE_TIMEOUT": f"{broker.rebalance_timeout:g}",
         "LEADSCORE_LOG_LEVEL": "warning",
+        # On Tansu the worker shortens its fetch waits and reads end offsets from Fetch.
+        "LEADSCORE_BROKER_KIND": "embedded" if broker.name == "embedded" else "kafka",
     }
     if commit is not None:
         env["LEADSCORE_COMMIT_INTERVAL"] = f"{commit:g}"
@@ -512,7 +514,7 @@ def run_throughput(
         "--heartbeat-interval", f"{broker.heartbeat_interval:g}",
         "--rebalance-timeout", f"{broker.rebalance_timeout:g}",
         "--commit-interval", f"{args.commit_interval:g}",
-        # What `leadscore worker` uses on any broker (it cannot tell Tansu apart).
+        # What `leadscore worker` uses on any broker.
         "--producer-max-batch-size", "16384",
     ]  # fmt: skip
     plan = [
@@ -660,8 +662,13 @@ async def _latency(
     from aiokafka.structs import TopicPartition as AioTP
 
     sent_at: dict[str, float] = {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks=1, linger_ms=0)
+    # A short fetch wait: Tansu answers a waiting Fetch only at half its wait (500 ms by
+    # default), which would add up to 250 ms to every latency measured there. A few ms of
+    # linger, as any real upstream has: Tansu's fetches slow down with every batch stored.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks=1, linger_ms=5)
     await consumer.start()
     await producer.start()
     reader: asyncio.Task[None] | None = None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -71,7 +70,7 @@ class _Message(BaseModel):
             raise ValueError("userId or anonymousId is required")
         return self
 
-    @cached_property
+    @property
     def at(self) -> float:
         """Event time in epoch seconds: the core's unit of time."""
         return self.timestamp.timestamp()

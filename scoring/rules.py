@@ -10,6 +10,7 @@ import hashlib
 import math
 import re
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -227,7 +228,11 @@ class Rules:
             compiled = (rule, compile_where(rule.where))
             by_kind.setdefault((rule.type, rule.event), []).append(compiled)
         self._by_kind = {kind: tuple(rules) for kind, rules in by_kind.items()}
-        self._fit = tuple((rule, compile_where(rule.where)) for rule in spec.fit.rules)
+        # Each fit rule with the top-level traits it reads.
+        self._fit = tuple(
+            (rule, compile_where(rule.where), frozenset(path.split(".")[0] for path in rule.where))
+            for rule in spec.fit.rules
+        )
 
     def engagement_rules_matching(self, message: Message) -> list[EngagementRule]:
         """The engagement rules a message fires (each at most once)."""
@@ -235,8 +240,25 @@ class Rules:
         candidates = self._by_kind.get((message.type, event), ())
         return [rule for rule, where in candidates if where_holds(where, message)]
 
-    def fit_rules_matching(self, traits: Mapping[str, Any]) -> list[FitRule]:
-        return [rule for rule, where in self._fit if where_holds(where, traits)]
+    def fit_rules_matching(
+        self,
+        traits: Mapping[str, Any],
+        changed: AbstractSet[str] | None = None,
+        held: AbstractSet[str] = frozenset(),
+    ) -> list[FitRule]:
+        """The fit rules whose conditions hold on `traits`, in file order.
+
+        With `changed`, the top-level traits that changed since `held` (the ids of
+        the rules that held then) was computed: a rule that reads none of them keeps
+        its result without being evaluated again.
+        """
+        if changed is None:
+            return [rule for rule, where, _ in self._fit if where_holds(where, traits)]
+        return [
+            rule
+            for rule, where, reads in self._fit
+            if (where_holds(where, traits) if reads & changed else rule.id in held)
+        ]
 
 
 def parse_rules(text: str, source: str = "<rules>") -> Rules:

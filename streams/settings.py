@@ -107,6 +107,11 @@ class Settings(BaseSettings):
         "kafka://127.0.0.1:9092",
         description="Kafka broker URL; several hosts as kafka://h1:9092,h2:9092",
     )
+    broker_kind: Literal["kafka", "embedded"] = Field(
+        "kafka",
+        description="what the broker is: Apache Kafka (or compatible), or the embedded Tansu "
+        "that `leadscore dev` runs (short fetch waits, end offsets read from Fetch)",
+    )
     app_id: str = Field(
         "leadscore",
         description="Faust app id: the consumer group, and the prefix of the changelog topics",

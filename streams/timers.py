@@ -18,13 +18,11 @@ from typing import Any
 
 from faust.types import TP
 
-from scoring import decode_state, next_crossing, snapshot
+from scoring import decode_state, next_crossing
 from streams.app import CONTROL_HEADER, DECAY_CHECK, LeadscoreApp
 from streams.topics import partition_for
 
 log = logging.getLogger(__name__)
-
-SCORES_INTERVAL = 1.0
 
 
 def register(app: LeadscoreApp) -> None:
@@ -64,30 +62,12 @@ def register(app: LeadscoreApp) -> None:
                     {CONTROL_HEADER: DECAY_CHECK},
                 )
 
-    @faust_app.timer(interval=SCORES_INTERVAL)
-    async def publish_scores() -> None:
-        """The latest snapshot of each lead that changed, at most once a second per lead.
-
-        A snapshot per message would double what the worker produces; the compacted
-        topic keeps only the latest per lead anyway. Sent outside any transaction, like
-        decay checks: a crash can leave a lead's snapshot up to a second behind its
-        state until the lead's next change.
-        """
-        changed, app.changed = app.changed, {}
-        if not changed:
-            return
-        producer = app.faust.producer
-        await producer.maybe_start()
-        topic = app.scores.get_topic_name()
-        for lead_key, state in changed.items():
-            value = snapshot(state, app.rules).model_dump_json().encode()
-            partition = partition_for(lead_key, partitions)
-            await producer.send(topic, lead_key, value, partition, None, None)
-
     @faust_app.on_partitions_revoked.connect
     async def not_ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         app.ready = False
-        app.states.clear()  # leads may move to another worker: the table is the truth
+        # Leads may move to another worker: what changed goes to the table first.
+        await app.store.flush()
+        app.store.clear()
         app.funnel_cache.clear()
 
     @app.leads.on_recover

@@ -27,7 +27,7 @@ from typing import Any
 
 from faust.types import TP
 
-from scoring import Stage, Transition, decay, decode_state, snapshot
+from scoring import Stage, Transition, decay, snapshot
 from scoring.api import LeadView, RecentTransitions, TopLead, TopLeads
 from streams.app import LeadscoreApp
 from streams.funnel import funnel_of, recent_of
@@ -94,11 +94,11 @@ def register(app: LeadscoreApp) -> None:
         partition = partition_for(lead_id.encode(), app.settings.partitions)
         if (routed := await _route(app, web, request, app.leads, partition)) is not None:
             return routed
-        stored = app.leads.get(lead_id.encode())
-        if stored is None:
+        state = app.store.get(lead_id.encode())
+        if state is None:
             return web.json({"error": "lead not found", "lead_id": lead_id}, status=404)
-        now = snapshot(decode_state(stored), app.rules, time.time())
-        recent = app.recent.get(lead_id.encode())
+        now = snapshot(state, app.rules, time.time())
+        recent = app.store.table_get(app.recent, lead_id.encode())
         view = LeadView(
             **dict(now),
             recent_transitions=[Transition.model_validate(t) for t in json.loads(recent or "[]")],

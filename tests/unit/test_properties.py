@@ -22,6 +22,7 @@ from scoring import (
     parse_rules,
     snapshot,
 )
+from scoring.engine import snapshot_json
 from scoring.replay import Replay
 
 RULES_TEXT = """
@@ -209,3 +210,25 @@ def test_transition_ids_do_not_depend_on_the_process() -> None:
     here, _ = replay(lines)
     assert [(t.from_stage, t.to_stage) for t in here] == [("lead", "mql"), ("mql", "sql")]
     assert runs == {str([t.transition_id for t in here])}
+
+
+@given(sequences)
+def test_the_fit_kept_between_trait_changes_is_the_fit_of_the_traits(lines: list[str]) -> None:
+    """Trait messages re-evaluate only the fit rules that read a changed trait."""
+    run = Replay(RULES)
+    for line in lines:
+        list(run.feed([line]))
+        for state in run.states.values():
+            matching = RULES.fit_rules_matching(state.traits)
+            assert state.fit == {rule.id: rule.points for rule in matching if not rule.disqualify}
+            assert state.disqualifiers == tuple(rule.id for rule in matching if rule.disqualify)
+
+
+@given(sequences, st.one_of(st.none(), st.floats(0, 30)))
+def test_the_fast_snapshot_json_is_the_models_json(lines: list[str], days: float | None) -> None:
+    _, states = replay(lines)
+    for state in states.values():
+        assert state.clock is not None
+        at = None if days is None else state.clock + days * 86_400
+        model_json = snapshot(state, RULES, at).model_dump_json().encode()
+        assert snapshot_json(state, RULES, at) == model_json
