@@ -13,7 +13,7 @@ from scoring import Rules
 from streams.consumer import use_delivering_consumer
 from streams.crossings import CrossingIndex
 from streams.hot import HotLeads
-from streams.metrics import Metrics
+from streams.metrics import LeanMonitor, Metrics
 from streams.settings import Settings
 from streams.store import FlushBeforeCommit, LeadStore
 from streams.topics import funnel_topic, repartition_topic
@@ -84,6 +84,7 @@ def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
         else socket.gethostname(),
         # A few ms of linger make batches of the records an agent sends one by one.
         producer_linger=PRODUCER_LINGER_S,
+        Monitor=LeanMonitor,
     )
     if settings.broker_kind == "embedded":
         tune_for_embedded_broker(app)  # Tansu's fetch waits and end offsets

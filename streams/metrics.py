@@ -11,7 +11,10 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
+from time import monotonic
+from typing import Any
 
+from faust.sensors.monitor import Monitor
 from prometheus_client import (
     CollectorRegistry,
     Gauge,
@@ -99,3 +102,24 @@ class _HotPathCollector:
             buckets=buckets,
             sum_value=metrics.processing_sum,
         )
+
+
+class LeanMonitor(Monitor):
+    """Faust's monitor sensor without its per-record bookkeeping (counters, timings and
+    deques per message and per event), which nothing in leadscore reads: its metrics
+    are the ones above. What Faust itself reads is kept: when each partition's stream
+    last took an event (its "stream is stuck" diagnostics)."""
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        pass
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        self.stream_inbound_time[tp] = monotonic()
+
+    def on_stream_event_out(
+        self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
+    ) -> None:
+        pass
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        pass
