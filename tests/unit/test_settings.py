@@ -54,6 +54,7 @@ def problems_of(*argv: str) -> str:
 def test_defaults() -> None:
     assert Settings().model_dump() == {
         "broker": "kafka://127.0.0.1:9092",
+        "broker_kind": "kafka",
         "app_id": "leadscore",
         "input_topics": ["lead-events"],
         "transitions_topic": "lead-transitions",
@@ -255,6 +256,7 @@ def samples(tmp_path: Path) -> dict[str, tuple[str, Any]]:
         pem.write_text("pem")
     return {
         "broker": ("kafka://k1:9092,k2:9092", "kafka://k1:9092,k2:9092"),
+        "broker_kind": ("embedded", "embedded"),
         "app_id": ("scoring-eu", "scoring-eu"),
         "input_topics": ("a,b", ["a", "b"]),
         "transitions_topic": ("t", "t"),
