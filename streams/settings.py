@@ -178,6 +178,13 @@ class Settings(BaseSettings):
         le=60,
         description="seconds between sweeps for leads whose engagement decayed out of mql",
     )
+    scores_interval: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="seconds between batches of lead-scores snapshots (the latest of each "
+        "lead that changed)",
+    )
     api_token: SecretStr | None = Field(
         None,
         description="bearer token required by the web API and dashboard data (all but "

@@ -7,8 +7,9 @@ the scoring agent the decoded lead states, the funnel agents the totals, the
 recent transitions and the mql entry times. Just before Faust commits offsets
 (the hook is `FlushBeforeCommit`) every changed value goes to RocksDB in one
 write batch per table partition and to the table's changelog in record
-batches, and the changed leads' score snapshots go to `lead-scores`. A lead
-that changed ten times since the last commit is written once.
+batches. A lead that changed ten times since the last commit is written once.
+The changed leads' score snapshots go to `lead-scores` every few seconds
+(`LEADSCORE_SCORES_INTERVAL`), the latest of each.
 
 Nothing is lost by waiting: until the flush is acknowledged no offset is
 committed, so after a crash the messages are read again and applied again
@@ -17,7 +18,7 @@ Faust's own: each is recovered from its changelog after a restart or
 rebalance.
 
 With exactly_once every write goes to the table as it happens, inside Faust's
-transaction; only the snapshots wait for the flush.
+transaction; only the snapshots wait.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class LeadStore:
         self.states: dict[bytes, LeadState] = {}
         self.changed = Changes()
         self.flushing = Changes()
+        # Leads changed since their last snapshot went to `lead-scores`.
+        self.unpublished: dict[bytes, tuple[int, LeadState]] = {}
         self._lock = asyncio.Lock()
 
     def get(self, lead_key: bytes) -> LeadState | None:
@@ -109,12 +112,12 @@ class LeadStore:
         """Forget the decoded states (after a flush): the leads may move to another worker."""
         self.states.clear()
 
-    async def flush(self) -> None:
-        """Make every change durable, and publish the changed leads' snapshots."""
+    async def flush(self, *, publish: bool = False) -> None:
+        """Make every change durable; with `publish`, send the changed leads' snapshots."""
         async with self._lock:  # commits of several partitions may ask at once
             self.flushing, self.changed = self.changed, Changes()
             try:
-                await self._flush(self.flushing)
+                await self._flush(self.flushing, publish)
             except BaseException:
                 self.changed.leads = {**self.flushing.leads, **self.changed.leads}
                 self.changed.values = {**self.flushing.values, **self.changed.values}
@@ -122,19 +125,24 @@ class LeadStore:
             finally:
                 self.flushing = Changes()
 
-    async def _flush(self, changes: Changes) -> None:
-        if not changes:
+    async def _flush(self, changes: Changes, publish: bool) -> None:
+        self.unpublished.update(changes.leads)
+        if not changes and not (publish and self.unpublished):
             return
         app = self.app
         rules = app.rules
         # (table, partition) -> [(key, value)]; lead snapshots per partition.
         writes: dict[tuple[str, int], tuple[Table, list[tuple[bytes, bytes | None]]]] = {}
         snapshots: dict[int, list[tuple[bytes, bytes | None]]] = {}
-        for lead_key, (partition, state) in changes.leads.items():
-            if not self.write_through:
+        if not self.write_through:
+            for lead_key, (partition, state) in changes.leads.items():
                 _, records = writes.setdefault((app.leads.name, partition), (app.leads, []))
                 records.append((lead_key, encode_state(state)))
-            snapshots.setdefault(partition, []).append((lead_key, snapshot_json(state, rules)))
+        if publish:
+            for lead_key, (partition, state) in self.unpublished.items():
+                snapshot = snapshot_json(state, rules)
+                snapshots.setdefault(partition, []).append((lead_key, snapshot))
+            self.unpublished = {}
         for (name, key), (table, partition, value) in changes.values.items():
             _, records = writes.setdefault((name, partition), (table, []))
             records.append((key, value() if callable(value) else value))

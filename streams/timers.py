@@ -62,11 +62,24 @@ def register(app: LeadscoreApp) -> None:
                     {CONTROL_HEADER: DECAY_CHECK},
                 )
 
+    @faust_app.timer(interval=app.settings.scores_interval)
+    async def publish_scores() -> None:
+        """The latest snapshot of each lead changed since the last batch: one per lead,
+        however often it changed (a snapshot per message would double what the worker
+        produces). Outside any transaction: a crash can leave a lead's snapshot behind
+        its state until its next change."""
+        await app.store.flush(publish=True)
+
+    @faust_app.on_before_shutdown.connect
+    async def last_scores(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Faust has committed (and so flushed the state) by now; the snapshots are left.
+        await app.store.flush(publish=True)
+
     @faust_app.on_partitions_revoked.connect
     async def not_ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         app.ready = False
         # Leads may move to another worker: what changed goes to the table first.
-        await app.store.flush()
+        await app.store.flush(publish=True)
         app.store.clear()
         app.funnel_cache.clear()
 
