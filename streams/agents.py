@@ -6,11 +6,12 @@ be committed past a message still in flight).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from scoring import (
     LeadState,
@@ -135,8 +136,8 @@ RECENT_PER_LEAD = 10
 def _newest_first(transitions: list[Transition], stored: bytes | None) -> bytes:
     """The lead's last RECENT_PER_LEAD transitions, newest first, as a JSON list."""
     newest = [t.model_dump(mode="json") for t in reversed(transitions)]
-    older = json.loads(stored) if stored else []
-    return json.dumps([*newest, *older][:RECENT_PER_LEAD]).encode()
+    older = orjson.loads(stored) if stored else []
+    return orjson.dumps([*newest, *older][:RECENT_PER_LEAD])
 
 
 def _json(model: Any) -> bytes:

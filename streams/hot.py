@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from scoring import LeadState, Rules, decay
 
 
-@dataclass(frozen=True, slots=True)
-class HotLead:
+class HotLead(NamedTuple):  # a tuple: one is built per changed lead
     lead_id: str
     stage: str
     rank: float
