@@ -190,6 +190,10 @@ async def _send(
     kafka: Any, topic: str, partition: int, records: list[tuple[bytes, bytes | None]]
 ) -> list[Awaitable[Any]]:
     """`records` to one partition in as few record batches as the producer allows."""
+    # Tracked in the producer's metadata: `send_batch` only checks that the topic is
+    # known *now*, and aiokafka refreshes only the topics it tracks, so an untracked
+    # topic can drop out of its metadata and leave a batch waiting for a leader forever.
+    kafka.client.add_topic(topic)
     futures = []
     batch = kafka.create_batch()
     for key, value in records:
