@@ -8,6 +8,7 @@ transition as it happens. Ctrl-C stops it all.
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import sys
 import tempfile
@@ -33,6 +34,7 @@ def run(settings: Settings, rules: Rules, *, broker_port: int, demo: bool, rate:
     helpers: list[threading.Thread] = []
     try:
         broker.start()
+        asked = settings.model_fields_set
         settings = settings.model_copy(
             update={
                 "broker": f"kafka://{broker.bootstrap}",
@@ -50,6 +52,10 @@ def run(settings: Settings, rules: Rules, *, broker_port: int, demo: bool, rate:
                 else "warning",
             }
         )
+        if "log_level" not in asked:
+            # kafka-python warns about its own event loop's timing on a busy machine:
+            # noise in a terminal meant for transitions.
+            logging.getLogger("kafka").setLevel(logging.ERROR)
         ensure_topics(settings)
         print(
             f"leadscore dev: broker {broker.bootstrap} (embedded, in memory), "
