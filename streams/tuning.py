@@ -36,10 +36,9 @@ binary) with aiokafka 0.14:
 
 (Also: Tansu answers a Fetch with `max_wait_ms=0` with no partitions at all.)
 
-`tune_for_embedded_broker` applies 1 and 2. Call it right after `faust.App(...)`
-and only for the embedded broker (on Kafka keep Faust's behaviour), and let the
-producer batch there (drop `producer_max_batch_size=1`; a `producer_linger_ms`
-of a few ms makes bigger batches).
+`tune_for_embedded_broker` applies 1 and 2; `streams.app.create_app` calls it
+when `broker_kind` is `embedded` (on Kafka Faust's behaviour stays), and the
+worker's producer batches there as on Kafka, with a few ms of linger.
 """
 
 from __future__ import annotations
