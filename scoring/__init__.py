@@ -5,7 +5,7 @@ message (or an instant) and the rules, and returns the new state and the
 stage changes.
 """
 
-from scoring.engine import advance, apply_message, decay, next_crossing, snapshot
+from scoring.engine import advance, apply_message, decay, next_crossing, snapshot, snapshot_json
 from scoring.errors import LeadscoreError, RulesError
 from scoring.messages import Message, Rejection, parse_message
 from scoring.outputs import SalesAlert, ScoreSnapshot, Transition, sales_alert
@@ -34,4 +34,5 @@ __all__ = [
     "parse_rules",
     "sales_alert",
     "snapshot",
+    "snapshot_json",
 ]

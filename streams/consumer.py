@@ -73,10 +73,18 @@ def _resume(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Generator[Any, A
 
 def use_delivering_consumer(app: faust.App) -> None:
     """Make the app's worker consumer a `DeliveringConsumer`. Call before the worker starts."""
-    transport = app.transport
-    if not isinstance(transport, faust_aiokafka.Transport):
-        raise TypeError(f"leadscore needs Faust's aiokafka transport, not {type(transport)}")
+    transport = worker_transport(app)
     if not issubclass(transport.Consumer, DeliveringConsumer):
-        # An instance attribute: `Transport.create_consumer` instantiates `self.Consumer`.
         consumer = type("Consumer", (DeliveringConsumer, transport.Consumer), {})
         transport.Consumer = consumer  # type: ignore[misc]
+
+
+def worker_transport(app: faust.App) -> faust_aiokafka.Transport:
+    """The app's transport, whose `Consumer` class leadscore may replace: an instance
+    attribute, which `Transport.create_consumer` instantiates when the worker starts."""
+    if app._consumer is not None:
+        raise RuntimeError("the app's consumer exists already: set its class earlier")
+    transport = app.transport  # made lazily, and without binding an event loop
+    if not isinstance(transport, faust_aiokafka.Transport):
+        raise TypeError(f"leadscore needs Faust's aiokafka transport, not {type(transport)}")
+    return transport

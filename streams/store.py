@@ -31,8 +31,7 @@ from faust.app._attached import Attachments
 from faust.types import TP, TableT
 from rocksdict import WriteBatch
 
-from scoring import LeadState, decode_state, encode_state, next_crossing
-from scoring.engine import snapshot_json
+from scoring import LeadState, decode_state, encode_state, next_crossing, snapshot_json
 
 if TYPE_CHECKING:
     from streams.app import LeadscoreApp
@@ -82,7 +81,7 @@ class LeadStore:
         if len(self.states) >= STATE_CACHE_SIZE:
             # Rare: forget the decoded states the table already has.
             pending = {**self.flushing.leads, **self.changed.leads}
-            self.states = {key: state for key, (_, state) in pending.items()}
+            self.states = {key: unflushed for key, (_, unflushed) in pending.items()}
         self.states[lead_key] = state
         self.changed.leads[lead_key] = (partition, state)
         # The in-memory indexes at once: the web views read them.

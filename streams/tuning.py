@@ -53,7 +53,7 @@ from aiokafka.protocol.fetch import FetchRequest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from streams.consumer import DeliveringConsumer
+from streams.consumer import DeliveringConsumer, worker_transport
 
 #: Tansu first re-checks a waiting Fetch at half its wait: at most 25 ms late,
 #: for about 20 Fetch requests a second from an idle worker.
@@ -118,18 +118,14 @@ def correct_end_offsets(app: faust.App) -> None:
 def tune_for_embedded_broker(app: faust.App, fetch_wait_ms: int = EMBEDDED_FETCH_WAIT_MS) -> None:
     """Both of the above: for the embedded broker, right after `faust.App(...)`.
 
-    With it, drop `producer_max_batch_size=1` for the embedded broker.
+    With it, the producer may batch on the embedded broker as on Kafka.
     """
     shorten_fetch_wait(app, fetch_wait_ms)
     correct_end_offsets(app)
 
 
 def _tune(app: faust.App, **attributes: Any) -> None:
-    if app._consumer is not None:
-        raise RuntimeError("streams.tuning: the app's consumer exists already; tune it earlier")
-    transport = app.transport  # made lazily, and without binding an event loop
-    if not isinstance(transport, faust_aiokafka.Transport):
-        raise TypeError(f"streams.tuning needs Faust's aiokafka transport, not {type(transport)}")
+    transport = worker_transport(app)
     current = transport.Consumer
     if isinstance(current, type) and issubclass(current, _TunedConsumer):
         attributes = {
@@ -137,7 +133,6 @@ def _tune(app: faust.App, **attributes: Any) -> None:
             "correct_end_offsets": current.correct_end_offsets,
             **attributes,
         }
-    # An instance attribute: `Transport.create_consumer` instantiates `self.Consumer`.
     transport.Consumer = type("TunedConsumer", (_TunedConsumer,), attributes)  # type: ignore[misc]
 
 
