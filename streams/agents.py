@@ -95,18 +95,22 @@ class Scorer:
     async def save(
         self, lead_key: bytes, partition: int, state: LeadState, transitions: list[Transition]
     ) -> None:
-        """The new state to the store (durable by the next commit); transitions out now."""
+        """Transitions out now; then the new state to the store (durable by the next commit).
+
+        In that order: the store's flush first waits for what was sent before it, so a
+        state is never durable before the transitions it led to (else a crash between
+        the two would lose them: the message, read again, would be a duplicate).
+        """
         app = self.app
-        self.store.put(lead_key, partition, state)
-        if not transitions:
-            return
-        recent = _newest_first(transitions, self.store.table_get(app.recent, lead_key))
-        self.store.table_put(app.recent, lead_key, partition, recent)
         for transition in transitions:
             self.metrics.transitions[transition.from_stage, transition.to_stage] += 1
             await app.transitions.send(key=lead_key, value=_json(transition))
             if transition.to_stage is Stage.SQL:
                 await app.alerts.send(key=lead_key, value=_json(sales_alert(transition)))
+        self.store.put(lead_key, partition, state)
+        if transitions:
+            recent = _newest_first(transitions, self.store.table_get(app.recent, lead_key))
+            self.store.table_put(app.recent, lead_key, partition, recent)
 
     async def dead_letter(self, record: Any, rejection: Rejection) -> None:
         # Topic, partition and offset only: the record may hold personal data.

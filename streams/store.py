@@ -13,7 +13,9 @@ The changed leads' score snapshots go to `lead-scores` every few seconds
 
 Nothing is lost by waiting: until the flush is acknowledged no offset is
 committed, so after a crash the messages are read again and applied again
-(dedupe by messageId keeps that exact for lead state). The tables stay
+(dedupe by messageId keeps that exact for lead state). A flush first waits
+for every record the agents sent before it, so a state is never durable
+before the transitions it caused. The tables stay
 Faust's own: each is recovered from its changelog after a restart or
 rebalance.
 
@@ -149,6 +151,10 @@ class LeadStore:
         producer = app.faust.producer
         await producer.maybe_start()
         kafka = producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka's: batches
+        # What the agents sent before these changes (transitions, alerts) is delivered
+        # before the changes are durable: a crash in between then replays the messages
+        # and sends it again, instead of finding them applied and sending nothing.
+        await kafka.flush()
         pending: list[tuple[Table | None, int, Awaitable[Any]]] = []
         for (_, partition), (table, records) in writes.items():
             _write_store(table, partition, records)
