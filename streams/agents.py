@@ -1,7 +1,14 @@
-"""The scoring agent: decode, look up the lead, call the core, store, emit.
+"""Scoring: decode each record, look up the lead, call the core, store, emit.
 
-Concurrency is one actor (faust-streaming issue 606: with more, offsets can
-be committed past a message still in flight).
+At least once (the default), the worker's consumer hands the records of the
+input and repartition topics to `Scorer.handle` as it fetches them, one after
+the other (`streams.consumer.Intake`): Faust's per-record path (an Event per
+record, the stream's queue, the agent's iterator) cost more than the scoring.
+Offsets, acks, commits and rebalances stay Faust's.
+
+Exactly once, the scoring is a Faust agent: Faust's transactions follow the
+stream's current event. Its concurrency is one actor (faust-streaming issue
+606: with more, offsets can be committed past a message still in flight).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from scoring import (
 from scoring.outputs import DeadLetter
 from scoring.state import Stage
 from streams.app import CONTROL_HEADER, DECAY_CHECK, LeadscoreApp
+from streams.consumer import Intake, use_intake
 from streams.topics import partition_for
 
 log = logging.getLogger(__name__)
@@ -33,13 +41,17 @@ log = logging.getLogger(__name__)
 
 def register(app: LeadscoreApp) -> None:
     scorer = Scorer(app)
+    if app.settings.processing_guarantee == "at_least_once":
+        app.faust.topics.add(app.events)  # subscribed; its records go to the intake
+        use_intake(app.faust, Intake(frozenset(app.events.topics), scorer.handle))
+        return
 
     @app.faust.agent(app.events, name="score", concurrency=1)
     async def score(stream: Any) -> None:
         # Values, with the event beside them: `stream.events()` is one more
         # async generator hop per message.
         async for _ in stream:
-            await scorer.handle(stream.current_event)
+            await scorer.handle(stream.current_event.message)
 
 
 class Scorer:
@@ -52,18 +64,18 @@ class Scorer:
         self.metrics = app.metrics
         self.store = app.store
 
-    async def handle(self, event: Any) -> None:
+    async def handle(self, record: Any) -> None:
+        """Score one record (a Faust message: topic, partition, offset, key, value, headers)."""
         started = time.perf_counter()
-        record = event.message
         self.app.positions[record.topic, record.partition] = record.offset
-        outcome = await self._handle(event, record)
+        outcome = await self._handle(record)
         self.metrics.handled(outcome, time.perf_counter() - started)
 
-    async def _handle(self, event: Any, record: Any) -> str:
-        if event.headers.get(CONTROL_HEADER) == DECAY_CHECK:
-            await self.check_decay(record.key, record.partition, float(event.value))
+    async def _handle(self, record: Any) -> str:
+        if record.headers and _is_decay_check(record.headers):
+            await self.check_decay(record.key, record.partition, float(record.value))
             return "decay_check"
-        message = parse_message(event.value)
+        message = parse_message(record.value)
         if isinstance(message, Rejection):
             await self.dead_letter(record, message)
             return "rejected"
@@ -71,7 +83,7 @@ class Scorer:
         owner = partition_for(lead_key, self.partitions)
         if record.partition != owner:
             # The record's key was not its lead: on to the lead's partition.
-            await self.app.repartition.send(key=lead_key, value=event.value, partition=owner)
+            await self.app.repartition.send(key=lead_key, value=record.value, partition=owner)
             return "repartitioned"
         state = self.store.get(lead_key)
         updated, transitions = apply_message(state, message, self.rules)
@@ -135,6 +147,12 @@ class Scorer:
 
 
 RECENT_PER_LEAD = 10
+
+
+def _is_decay_check(headers: Any) -> bool:
+    """Whether a record's headers (Kafka's: (name, value) pairs) mark a decay check."""
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return any(name == CONTROL_HEADER and value == DECAY_CHECK for name, value in pairs)
 
 
 def _newest_first(transitions: list[Transition], stored: bytes | None) -> bytes:
