@@ -34,6 +34,7 @@ from scoring.outputs import DeadLetter
 from scoring.state import Stage
 from streams.app import CONTROL_HEADER, DECAY_CHECK, LeadscoreApp
 from streams.consumer import Intake, use_intake
+from streams.funnel import feed_funnel
 from streams.topics import partition_for
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class Scorer:
             # The record's key was not its lead: on to the lead's partition.
             await self.app.repartition.send(key=lead_key, value=record.value, partition=owner)
             return "repartitioned"
-        state = self.store.get(lead_key)
+        state = self.store.get(lead_key, owner)
         updated, transitions = apply_message(state, message, self.rules)
         if updated is state:
             return "duplicate"
@@ -95,7 +96,7 @@ class Scorer:
         return "applied"
 
     async def check_decay(self, lead_key: bytes, partition: int, until: float) -> None:
-        state = self.store.get(lead_key)
+        state = self.store.get(lead_key, partition)
         if state is None:
             return
         updated, transitions = advance(state, until, self.rules)
@@ -116,12 +117,16 @@ class Scorer:
         app = self.app
         for transition in transitions:
             self.metrics.transitions[transition.from_stage, transition.to_stage] += 1
-            await app.transitions.send(key=lead_key, value=_json(transition))
+            sent = _json(transition)
+            await app.transitions.send(key=lead_key, value=sent)
+            await feed_funnel(app, lead_key, partition, transition, sent)
             if transition.to_stage is Stage.SQL:
                 await app.alerts.send(key=lead_key, value=_json(sales_alert(transition)))
         self.store.put(lead_key, partition, state)
         if transitions:
-            recent = _newest_first(transitions, self.store.table_get(app.recent, lead_key))
+            recent = _newest_first(
+                transitions, self.store.table_get(app.recent, lead_key, partition)
+            )
             self.store.table_put(app.recent, lead_key, partition, recent)
 
     async def dead_letter(self, record: Any, rejection: Rejection) -> None:

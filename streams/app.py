@@ -10,12 +10,12 @@ from faust.types import TableT, TopicT
 from pydantic import BaseModel
 
 from scoring import Rules
-from streams.consumer import use_delivering_consumer
+from streams.consumer import use_before_commit, use_delivering_consumer
 from streams.crossings import CrossingIndex
 from streams.hot import HotLeads
 from streams.metrics import LeanMonitor, Metrics
 from streams.settings import Settings
-from streams.store import FlushBeforeCommit, LeadStore
+from streams.store import LeadStore
 from streams.topics import funnel_topic, repartition_topic
 from streams.tuning import tune_for_embedded_broker
 
@@ -41,7 +41,6 @@ class LeadscoreApp:
     dead_letters: TopicT
     leads: TableT[bytes, bytes]  # lead id -> encoded scoring.LeadState
     recent: TableT[bytes, bytes]  # lead id -> JSON list of its last transitions, newest first
-    transitions_in: TopicT  # the transitions topic, read back for the funnel
     funnel_topic: TopicT  # one partition: every transition, and new-lead counts
     mql_since: TableT[bytes, bytes]  # lead id -> when it entered mql (epoch seconds)
     funnel: TableT[bytes, bytes]  # FUNNEL_KEY -> scoring.funnel.Funnel JSON
@@ -103,15 +102,13 @@ def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
         dead_letters=_raw_topic(app, settings.dlq_topic),
         leads=_raw_table(app, "leads", settings.partitions),
         recent=_raw_table(app, "recent-transitions", settings.partitions),
-        transitions_in=_raw_topic(app, settings.transitions_topic),
         funnel_topic=funnel_channel,
         mql_since=_raw_table(app, "mql-since", settings.partitions),
         funnel=_raw_table(app, "funnel", 1),
     )
     leadscore.store = LeadStore(leadscore)
-    # Faust publishes its attachments just before committing offsets: the store's flush
-    # goes first, so no offset is committed before the state it led to is durable.
-    app._attachments = FlushBeforeCommit(app, leadscore.store.flush)
+    # No offset is committed before the state it led to is durable.
+    use_before_commit(app, leadscore.store.flush)
     # Imported here: each module registers its part on the app it is given.
     from streams import agents, funnel, timers, views
 

@@ -57,6 +57,15 @@ class Intake:
 
 class DeliveringConsumer(faust_aiokafka.Consumer):
     intake: Intake | None = None
+    # Awaited once before each offset commit (after Faust has chosen the offsets).
+    before_commit: Callable[[], Awaitable[None]] | None = None
+
+    async def _handle_attached(self, commit_offsets: Any) -> None:
+        # Faust's step just before it commits `commit_offsets`: it publishes the
+        # messages attached to each partition's offset, one partition after another.
+        if self.before_commit is not None:
+            await self.before_commit()
+        await super()._handle_attached(commit_offsets)
 
     async def _wait_next_records(self, timeout: float) -> tuple[Any, set[TP] | None]:
         generation = self.app.consumer_generation_id
@@ -172,11 +181,19 @@ def use_delivering_consumer(app: faust.App) -> None:
 def use_intake(app: faust.App, intake: Intake) -> None:
     """Hand the records of `intake.topics` to `intake.handle` (see `Intake`). The topics
     must be subscribed (e.g. `app.topics.add(topic)`). Call before the worker starts."""
+    _set_on_consumer(app, intake=intake)
+
+
+def use_before_commit(app: faust.App, before_commit: Callable[[], Awaitable[None]]) -> None:
+    """Await `before_commit()` before every offset commit, once per commit. An error in
+    it stops the commit (Faust then crashes the worker). Call before the worker starts."""
+    _set_on_consumer(app, before_commit=before_commit)
+
+
+def _set_on_consumer(app: faust.App, **attributes: Any) -> None:
     use_delivering_consumer(app)
     transport = worker_transport(app)
-    transport.Consumer = type(  # type: ignore[misc]
-        "Consumer", (transport.Consumer,), {"intake": intake}
-    )
+    transport.Consumer = type("Consumer", (transport.Consumer,), attributes)  # type: ignore[misc]
 
 
 def worker_transport(app: faust.App) -> faust_aiokafka.Transport:

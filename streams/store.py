@@ -2,22 +2,25 @@
 
 Nearly every message changes its lead's state, and a Faust table write per
 change (a RocksDB put, and a changelog record sent on its own) costs more
-than scoring the message. So the agents keep what they change in memory:
-the scoring agent the decoded lead states, the funnel agents the totals, the
-recent transitions and the mql entry times. Just before Faust commits offsets
-(the hook is `FlushBeforeCommit`) every changed value goes to RocksDB in one
-write batch per table partition and to the table's changelog in record
-batches. A lead that changed ten times since the last commit is written once.
-The changed leads' score snapshots go to `lead-scores` every few seconds
-(`LEADSCORE_SCORES_INTERVAL`), the latest of each.
+than scoring the message. So the scorer and the funnel keep what they change
+in memory: the decoded lead states, the funnel totals, the recent
+transitions and the mql entry times. Once before each offset commit (the
+hook is `streams.consumer.use_before_commit`) every changed value goes to
+RocksDB in one write batch per table partition and to the table's changelog
+in record batches. A lead that changed ten times since the last commit is
+written once. The changed leads' score snapshots go to `lead-scores` every
+few seconds (`LEADSCORE_SCORES_INTERVAL`), the latest of each.
 
 Nothing is lost by waiting: until the flush is acknowledged no offset is
 committed, so after a crash the messages are read again and applied again
 (dedupe by messageId keeps that exact for lead state). A flush first waits
-for every record the agents sent before it, so a state is never durable
-before the transitions it caused. The tables stay
-Faust's own: each is recovered from its changelog after a restart or
-rebalance.
+for every record the scorer sent before it, so a state is never durable
+before the transitions it caused. The tables stay Faust's own: each is
+recovered from its changelog after a restart or rebalance.
+
+A flush encodes thousands of values; it lets the event loop turn every few
+milliseconds, so the scorer goes on meanwhile (its changes go to the next
+flush) and a transition is not held up behind it.
 
 With exactly_once every write goes to the table as it happens, inside Faust's
 transaction; only the snapshots wait.
@@ -26,10 +29,10 @@ transaction; only the snapshots wait.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from faust.app._attached import Attachments
 from faust.types import TP, TableT
 from rocksdict import WriteBatch
 
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
     from streams.app import LeadscoreApp
 
 STATE_CACHE_SIZE = 200_000  # decoded states kept per worker (a few KiB each)
+TURN_AFTER_S = 0.002  # the longest a flush encodes without letting the event loop turn
 
 # A value to write: bytes, None to delete the key, or a function that gives the bytes
 # at flush time (for values that change often and cost to encode).
@@ -70,11 +74,12 @@ class LeadStore:
         self.unpublished: dict[bytes, tuple[int, LeadState]] = {}
         self._lock = asyncio.Lock()
 
-    def get(self, lead_key: bytes) -> LeadState | None:
+    def get(self, lead_key: bytes, partition: int) -> LeadState | None:
+        """The lead's state; `partition` is the lead's (`streams.topics.partition_for`)."""
         state = self.states.get(lead_key)
         if state is not None:
             return state
-        stored = self.app.leads.get(lead_key)  # the table: after a restart or rebalance
+        stored = _read_store(self.app.leads, partition, lead_key)  # after a restart or rebalance
         return None if stored is None else decode_state(stored)
 
     def put(self, lead_key: bytes, partition: int, state: LeadState) -> None:
@@ -90,14 +95,15 @@ class LeadStore:
         self.app.crossings.set(lead_key, next_crossing(state, self.app.rules))
         self.app.hot.update(lead_key, state, self.app.rules)
 
-    def table_get(self, table: Table, key: bytes) -> bytes | None:
-        """A table's value, with the writes not flushed yet."""
+    def table_get(self, table: Table, key: bytes, partition: int) -> bytes | None:
+        """A table's value (`key` of table partition `partition`), with the writes not
+        flushed yet."""
         for changes in (self.changed, self.flushing):
             pending = changes.values.get((table.name, key))
             if pending is not None:
                 value = pending[2]
                 return value() if callable(value) else value
-        return table.get(key)
+        return _read_store(table, partition, key)
 
     def table_put(self, table: Table, key: bytes, partition: int, value: Value) -> None:
         """Write `value` to `table` (None: delete the key) by the next commit."""
@@ -136,14 +142,14 @@ class LeadStore:
         writes: dict[tuple[str, int], tuple[Table, list[tuple[bytes, bytes | None]]]] = {}
         snapshots: dict[int, list[tuple[bytes, bytes | None]]] = {}
         if not self.write_through:
-            for lead_key, (partition, state) in changes.leads.items():
+            async for lead_key, (partition, state) in _turning(changes.leads.items()):
                 _, records = writes.setdefault((app.leads.name, partition), (app.leads, []))
                 records.append((lead_key, encode_state(state)))
         if publish:
-            for lead_key, (partition, state) in self.unpublished.items():
+            unpublished, self.unpublished = self.unpublished, {}
+            async for lead_key, (partition, state) in _turning(unpublished.items()):
                 snapshot = snapshot_json(state, rules)
                 snapshots.setdefault(partition, []).append((lead_key, snapshot))
-            self.unpublished = {}
         for (name, key), (table, partition, value) in changes.values.items():
             _, records = writes.setdefault((name, partition), (table, []))
             records.append((key, value() if callable(value) else value))
@@ -178,6 +184,29 @@ class LeadStore:
             )
 
 
+T = TypeVar("T")
+
+
+async def _turning(items: Iterable[T]) -> AsyncIterator[T]:
+    """`items`, letting the event loop turn every TURN_AFTER_S."""
+    clock = time.perf_counter
+    turn_at = clock() + TURN_AFTER_S
+    for item in items:
+        yield item
+        if clock() >= turn_at:
+            await asyncio.sleep(0)
+            turn_at = clock() + TURN_AFTER_S
+
+
+def _read_store(table: Table, partition: int, key: bytes) -> bytes | None:
+    """`key` from the RocksDB of a table partition. Faust's own `table.get` looks in the
+    partition of the stream's current event, and without one (the scoring intake has
+    none) in every partition's RocksDB in turn."""
+    store: Any = table.data
+    value: bytes | None = store._db_for_partition(partition).get(key)
+    return value
+
+
 def _write_store(table: Table, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
     """One RocksDB write batch into a table's store of `partition` (faust's rocksdict store;
     faust-streaming is pinned, and this is how its own changelog recovery writes)."""
@@ -208,16 +237,3 @@ async def _send(
             batch.append(key=key, value=value, timestamp=None)
     futures.append(await kafka.send_batch(batch, topic, partition=partition))
     return futures
-
-
-class FlushBeforeCommit(Attachments):
-    """Faust's attachments, which it publishes (and awaits) just before it commits the
-    offsets of a partition: where the held table writes are made durable first."""
-
-    def __init__(self, app: Any, flush: Callable[[], Awaitable[None]]) -> None:
-        super().__init__(app)
-        self._flush = flush
-
-    async def publish_for_tp_offset(self, tp: TP, offset: int) -> list[Awaitable[Any]]:
-        await self._flush()
-        return await super().publish_for_tp_offset(tp, offset)

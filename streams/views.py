@@ -94,11 +94,11 @@ def register(app: LeadscoreApp) -> None:
         partition = partition_for(lead_id.encode(), app.settings.partitions)
         if (routed := await _route(app, web, request, app.leads, partition)) is not None:
             return routed
-        state = app.store.get(lead_id.encode())
+        state = app.store.get(lead_id.encode(), partition)
         if state is None:
             return web.json({"error": "lead not found", "lead_id": lead_id}, status=404)
         now = snapshot(state, app.rules, time.time())
-        recent = app.store.table_get(app.recent, lead_id.encode())
+        recent = app.store.table_get(app.recent, lead_id.encode(), partition)
         view = LeadView(
             **dict(now),
             recent_transitions=[Transition.model_validate(t) for t in json.loads(recent or "[]")],
