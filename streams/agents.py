@@ -34,7 +34,6 @@ from scoring.outputs import DeadLetter
 from scoring.state import Stage
 from streams.app import CONTROL_HEADER, DECAY_CHECK, LeadscoreApp
 from streams.consumer import Intake, use_intake
-from streams.funnel import feed_funnel
 from streams.topics import partition_for
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ def register(app: LeadscoreApp) -> None:
 
 
 class Scorer:
-    """What the agent does with each record of the input and repartition topics."""
+    """What happens to each record of the input and repartition topics."""
 
     def __init__(self, app: LeadscoreApp) -> None:
         self.app = app
@@ -119,7 +118,6 @@ class Scorer:
             self.metrics.transitions[transition.from_stage, transition.to_stage] += 1
             sent = _json(transition)
             await app.transitions.send(key=lead_key, value=sent)
-            await feed_funnel(app, lead_key, partition, transition, sent)
             if transition.to_stage is Stage.SQL:
                 await app.alerts.send(key=lead_key, value=_json(sales_alert(transition)))
         self.store.put(lead_key, partition, state)

@@ -42,17 +42,18 @@ class LeadscoreApp:
     leads: TableT[bytes, bytes]  # lead id -> encoded scoring.LeadState
     recent: TableT[bytes, bytes]  # lead id -> JSON list of its last transitions, newest first
     funnel_topic: TopicT  # one partition: every transition, and new-lead counts
+    transitions_in: TopicT  # the transitions topic, read back for the funnel
     mql_since: TableT[bytes, bytes]  # lead id -> when it entered mql (epoch seconds)
     funnel: TableT[bytes, bytes]  # FUNNEL_KEY -> scoring.funnel.Funnel JSON
     metrics: Metrics = field(default_factory=Metrics)
-    # The leads' states as the scoring agent works on them (see streams.store).
+    # The leads' states as the scorer works on them (see streams.store).
     store: LeadStore = field(init=False)
     # The funnel totals and recent transitions, decoded (on the worker owning them).
     funnel_cache: dict[bytes, BaseModel] = field(default_factory=dict)
-    new_leads: int = 0  # counted by the scoring agent, sent on by the funnel timer
+    new_leads: int = 0  # counted by the scorer, sent on by the funnel timer
     hot: HotLeads = field(default_factory=HotLeads)
     crossings: CrossingIndex = field(default_factory=CrossingIndex)
-    # (topic, partition) -> offset of the last record the agent handled.
+    # (topic, partition) -> offset of the last record the scorer handled.
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
     ready: bool = False
 
@@ -103,6 +104,7 @@ def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
         leads=_raw_table(app, "leads", settings.partitions),
         recent=_raw_table(app, "recent-transitions", settings.partitions),
         funnel_topic=funnel_channel,
+        transitions_in=_raw_topic(app, settings.transitions_topic),
         mql_since=_raw_table(app, "mql-since", settings.partitions),
         funnel=_raw_table(app, "funnel", 1),
     )

@@ -1,14 +1,13 @@
-"""Funnel analytics, computed in the stream from the transitions.
+"""Funnel analytics, computed in the stream from `lead-transitions`.
 
-Two steps. The scorer, as it sends a transition, calls `feed_funnel`: it
-keeps when each lead entered mql (to time its way to sql, in a table
-partitioned like the leads) and forwards the transition to the one-partition
-funnel topic, where `funnel-totals` folds them into one aggregate
-(`scoring.funnel.Funnel`) that GET /funnel reads (routed to the worker that
-owns it). Their table writes wait in `streams.store` until the next commit.
-New leads, which no transition announces, are counted by the scorer and sent
-to the same topic once a second: a crash can lose up to a second of that
-count.
+Two steps. `funnel-feed` reads the transitions topic (partitioned by lead),
+keeps when each lead entered mql (to time its way to sql), and forwards each
+transition to the one-partition funnel topic, where `funnel-totals` folds
+them into one aggregate (`scoring.funnel.Funnel`) that GET /funnel reads
+(routed to the worker that owns it). Their table writes wait in
+`streams.store` until the next commit. New leads, which no transition
+announces, are counted by the scorer and sent to the same topic once a
+second: a crash can lose up to a second of that count.
 """
 
 from __future__ import annotations
@@ -29,6 +28,25 @@ NEW_LEADS_INTERVAL = 1.0
 
 def register(app: LeadscoreApp) -> None:
     store = app.store
+
+    @app.faust.agent(app.transitions_in, name="funnel-feed", concurrency=1)
+    async def funnel_feed(stream: Any) -> None:
+        async for event in stream.events():
+            transition = Transition.model_validate_json(event.value)
+            lead_key = event.message.key
+            hours_to_sql = None
+            partition = event.message.partition
+            if transition.to_stage is Stage.MQL:
+                entered_at = repr(transition.occurred_at.timestamp()).encode()
+                store.table_put(app.mql_since, lead_key, partition, entered_at)
+            elif transition.from_stage is Stage.MQL:
+                entered = store.table_get(app.mql_since, lead_key, partition)
+                store.table_put(app.mql_since, lead_key, partition, None)
+                if entered is not None and transition.to_stage is Stage.SQL:
+                    hours = (transition.occurred_at.timestamp() - float(entered)) / 3600
+                    hours_to_sql = max(0.0, hours)
+            record = {"transition": json.loads(event.value), "hours_to_sql": hours_to_sql}
+            await app.funnel_topic.send(key=FUNNEL_KEY, value=json.dumps(record).encode())
 
     @app.faust.agent(app.funnel_topic, name="funnel-totals", concurrency=1)
     async def funnel_totals(stream: Any) -> None:
@@ -59,26 +77,6 @@ def register(app: LeadscoreApp) -> None:
     @app.funnel.on_recover
     async def forget_totals() -> None:
         app.funnel_cache.clear()
-
-
-async def feed_funnel(
-    app: LeadscoreApp, lead_key: bytes, partition: int, transition: Transition, sent: bytes
-) -> None:
-    """The funnel's part of a transition the scorer has sent (`sent`: its JSON);
-    `partition` is the lead's."""
-    store = app.store
-    hours_to_sql = None
-    if transition.to_stage is Stage.MQL:
-        entered_at = repr(transition.occurred_at.timestamp()).encode()
-        store.table_put(app.mql_since, lead_key, partition, entered_at)
-    elif transition.from_stage is Stage.MQL:
-        entered = store.table_get(app.mql_since, lead_key, partition)
-        store.table_put(app.mql_since, lead_key, partition, None)
-        if entered is not None and transition.to_stage is Stage.SQL:
-            hours = (transition.occurred_at.timestamp() - float(entered)) / 3600
-            hours_to_sql = max(0.0, hours)
-    record = b'{"transition": %s, "hours_to_sql": %s}' % (sent, json.dumps(hours_to_sql).encode())
-    await app.funnel_topic.send(key=FUNNEL_KEY, value=record)
 
 
 def _json(model: BaseModel) -> bytes:

@@ -157,7 +157,7 @@ class LeadStore:
         producer = app.faust.producer
         await producer.maybe_start()
         kafka = producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka's: batches
-        # What the agents sent before these changes (transitions, alerts) is delivered
+        # What was sent before these changes (transitions, alerts) is delivered
         # before the changes are durable: a crash in between then replays the messages
         # and sends it again, instead of finding them applied and sending nothing.
         await kafka.flush()

@@ -4,7 +4,7 @@ Every `decay_check_interval` seconds the worker takes the leads whose
 crossing instant has passed (wall clock) out of its index and sends each a
 decay check through the lead's partition of the repartition topic, so the
 agent, the only writer of lead state, applies it between the lead's
-messages. A partition gets its checks only once the agent has handled every
+messages. A partition gets its checks only once the scorer has handled every
 record that was in its input topics then: a message that arrived before the
 crossing passed is applied before the demotion, as replay would. After each
 rebalance the index is rebuilt from the table.
@@ -100,7 +100,7 @@ def register(app: LeadscoreApp) -> None:
 
 
 async def _partitions_behind(app: LeadscoreApp, partitions: set[int]) -> set[int]:
-    """Those of `partitions` whose input records the agent has not all handled yet."""
+    """Those of `partitions` whose input records the scorer has not all handled yet."""
     tps = [TP(topic, p) for topic in app.settings.input_topics for p in partitions]
     ends = await app.faust.consumer.highwaters(*tps)
     behind = set()

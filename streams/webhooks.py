@@ -9,7 +9,7 @@ partition order (agent concurrency 1).
 
 An alert is posted once: its transition id goes into the `webhook-delivered`
 table when the POST succeeds, and a redelivered record (a restart, a
-rebalance, the scoring agent's at-least-once resend) finds it there. The one
+rebalance, the scorer's at-least-once resend) finds it there. The one
 gap: a crash after a successful POST and before the table write reaches the
 changelog posts that alert once more on restart, so the webhook gets it at
 least once. Receivers that must not see it twice dedupe by `transition_id`,
