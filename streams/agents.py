@@ -154,8 +154,7 @@ RECENT_PER_LEAD = 10
 
 def _is_decay_check(headers: Any) -> bool:
     """Whether a record's headers (Kafka's: (name, value) pairs) mark a decay check."""
-    pairs = headers.items() if isinstance(headers, dict) else headers
-    return any(name == CONTROL_HEADER and value == DECAY_CHECK for name, value in pairs)
+    return any(name == CONTROL_HEADER and value == DECAY_CHECK for name, value in headers)
 
 
 def _newest_first(transitions: list[Transition], stored: bytes | None) -> bytes:
