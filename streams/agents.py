@@ -83,7 +83,9 @@ class Scorer:
         owner = partition_for(lead_key, self.partitions)
         if record.partition != owner:
             # The record's key was not its lead: on to the lead's partition.
-            await self.app.repartition.send(key=lead_key, value=record.value, partition=owner)
+            self.store.sent(
+                await self.app.repartition.send(key=lead_key, value=record.value, partition=owner)
+            )
             return "repartitioned"
         state = self.store.get(lead_key, owner)
         updated, transitions = apply_message(state, message, self.rules)
@@ -113,19 +115,17 @@ class Scorer:
         state is never durable before the transitions it led to (else a crash between
         the two would lose them: the message, read again, would be a duplicate).
         """
-        app = self.app
+        app, store = self.app, self.store
         for transition in transitions:
             self.metrics.transitions[transition.from_stage, transition.to_stage] += 1
-            sent = _json(transition)
-            await app.transitions.send(key=lead_key, value=sent)
+            store.sent(await app.transitions.send(key=lead_key, value=_json(transition)))
             if transition.to_stage is Stage.SQL:
-                await app.alerts.send(key=lead_key, value=_json(sales_alert(transition)))
-        self.store.put(lead_key, partition, state)
+                alert = _json(sales_alert(transition))
+                store.sent(await app.alerts.send(key=lead_key, value=alert))
+        store.put(lead_key, partition, state)
         if transitions:
-            recent = _newest_first(
-                transitions, self.store.table_get(app.recent, lead_key, partition)
-            )
-            self.store.table_put(app.recent, lead_key, partition, recent)
+            recent = _newest_first(transitions, store.table_get(app.recent, lead_key, partition))
+            store.table_put(app.recent, lead_key, partition, recent)
 
     async def dead_letter(self, record: Any, rejection: Rejection) -> None:
         # Topic, partition and offset only: the record may hold personal data.
@@ -146,7 +146,7 @@ class Scorer:
             original_value=record.value,
             rejected_at=datetime.fromtimestamp(time.time(), UTC),
         )
-        await self.app.dead_letters.send(key=record.key, value=_json(letter))
+        self.store.sent(await self.app.dead_letters.send(key=record.key, value=_json(letter)))
 
 
 RECENT_PER_LEAD = 10

@@ -14,12 +14,17 @@ from streams.consumer import use_before_commit, use_delivering_consumer
 from streams.crossings import CrossingIndex
 from streams.hot import HotLeads
 from streams.metrics import LeanMonitor, Metrics
+from streams.producer import use_topic_tracking_producer
 from streams.settings import Settings
 from streams.store import LeadStore
 from streams.topics import funnel_topic, repartition_topic
 from streams.tuning import tune_for_embedded_broker
 
 PRODUCER_LINGER_S = 0.005
+# How long a produce request may go unanswered, and a record batch may wait for its
+# partition's leader, before it fails (and the flush waiting for it fails the commit).
+# Faust's default is 1,200 s; its consumer's requests wait 90 s.
+PRODUCER_REQUEST_TIMEOUT_S = 90.0
 FUNNEL_KEY = b"funnel"
 RECENT_KEY = b"recent"
 CONTROL_HEADER = "leadscore-control"
@@ -85,10 +90,12 @@ def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
         # A few ms of linger make batches of the records an agent sends one by one.
         producer_linger=PRODUCER_LINGER_S,
         Monitor=LeanMonitor,
+        producer_request_timeout=PRODUCER_REQUEST_TIMEOUT_S,
     )
     if settings.broker_kind == "embedded":
         tune_for_embedded_broker(app)  # Tansu's fetch waits and end offsets
     use_delivering_consumer(app)
+    use_topic_tracking_producer(app)
     repartition = _raw_topic(app, repartition_topic(settings))
     funnel_channel = _raw_topic(app, funnel_topic(settings))
     leadscore = LeadscoreApp(

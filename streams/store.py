@@ -72,6 +72,8 @@ class LeadStore:
         self.flushing = Changes()
         # Leads changed since their last snapshot went to `lead-scores`.
         self.unpublished: dict[bytes, tuple[int, LeadState]] = {}
+        # Deliveries of what the scorer sent since the last flush (see `sent`).
+        self.deliveries: list[Awaitable[Any]] = []
         self._lock = asyncio.Lock()
 
     def get(self, lead_key: bytes, partition: int) -> LeadState | None:
@@ -114,6 +116,13 @@ class LeadStore:
                 table[key] = value() if callable(value) else value
             return
         self.changed.values[table.name, key] = (table, partition, value)
+
+    def sent(self, delivery: Awaitable[Any]) -> None:
+        """Track the delivery of a record the scorer sent (a transition, an alert, a dead
+        letter, a repartitioned message): the next flush fails unless it was delivered,
+        so the offsets of its message are not committed."""
+        if not self.write_through:  # else the transaction sees to it
+            self.deliveries.append(delivery)
 
     def clear(self) -> None:
         """Forget the decoded states (after a flush): the leads may move to another worker."""
@@ -160,7 +169,12 @@ class LeadStore:
         # What was sent before these changes (transitions, alerts) is delivered
         # before the changes are durable: a crash in between then replays the messages
         # and sends it again, instead of finding them applied and sending nothing.
+        # A delivery that failed fails this flush, and so the commit, and every flush
+        # after it: it stays tracked.
         await kafka.flush()
+        delivered = len(self.deliveries)
+        await asyncio.gather(*self.deliveries[:delivered])
+        del self.deliveries[:delivered]
         pending: list[tuple[Table | None, int, Awaitable[Any]]] = []
         for (_, partition), (table, records) in writes.items():
             _write_store(table, partition, records)
@@ -224,10 +238,6 @@ async def _send(
     kafka: Any, topic: str, partition: int, records: list[tuple[bytes, bytes | None]]
 ) -> list[Awaitable[Any]]:
     """`records` to one partition in as few record batches as the producer allows."""
-    # Tracked in the producer's metadata: `send_batch` only checks that the topic is
-    # known *now*, and aiokafka refreshes only the topics it tracks, so an untracked
-    # topic can drop out of its metadata and leave a batch waiting for a leader forever.
-    kafka.client.add_topic(topic)
     futures = []
     batch = kafka.create_batch()
     for key, value in records:

@@ -26,6 +26,24 @@ LEADSCORE = [sys.executable, "-m", "streams.cli"]
 REPO = Path(__file__).parents[2]
 
 
+def an_mql(lead: str, message_ids: tuple[str, str]) -> list[str]:
+    """A decision maker at a mid-sized company who requests a demo, a minute ago: one
+    transition, lead -> mql, under the example rules."""
+    now = time.time()
+
+    def at(seconds: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now - 60 + seconds))
+
+    identify, demo = message_ids
+    return [
+        json.dumps({"type": "identify", "messageId": identify, "userId": lead,
+                    "timestamp": at(0), "traits": {"email": "kim@bigco.example",
+                    "title": "VP Sales", "company": {"employee_count": 400}}}),
+        json.dumps({"type": "track", "messageId": demo, "userId": lead, "timestamp": at(1),
+                    "event": "Demo Requested"}),
+    ]  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

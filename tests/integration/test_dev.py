@@ -11,26 +11,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.integration.harness import LEADSCORE, REPO, free_port
-
-NOW = time.time()
+from tests.integration.harness import LEADSCORE, REPO, an_mql, free_port
 
 
 def events() -> list[str]:
-    """A decision maker at a mid-sized company who requests a demo: an MQL; and one bad line."""
-
-    def at(seconds: float) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(NOW - 60 + seconds))
-
-    lead = "dev-lead-1"
-    return [
-        json.dumps({"type": "identify", "messageId": "d1", "userId": lead, "timestamp": at(0),
-                    "traits": {"email": "kim@bigco.example", "title": "VP Sales",
-                               "company": {"employee_count": 400}}}),
-        json.dumps({"type": "track", "messageId": "d2", "userId": lead, "timestamp": at(1),
-                    "event": "Demo Requested"}),
-        json.dumps({"type": "track", "userId": lead, "timestamp": at(2), "event": "Oops"}),
-    ]  # fmt: skip
+    """A lead that becomes an MQL, and one bad line."""
+    bad = {"type": "track", "userId": "dev-lead-1", "timestamp": "2026-01-01T00:00:00+00:00",
+           "event": "Oops"}  # fmt: skip
+    return [*an_mql("dev-lead-1", ("d1", "d2")), json.dumps(bad)]
 
 
 def status(url: str) -> int | None:
