@@ -57,7 +57,7 @@ The benchmark's producer and consumer share the machine's cores with the
 worker and the broker.
 
     .venv/bin/python benchmarks/stream_throughput.py [--messages N] [--leads L]
-        [--partitions P] [--brokers kafka,embedded] [--skip-latency]
+        [--partitions P] [--brokers kafka,embedded] [--skip-latency] [--skip-throughput]
         [--rate R] [--duration S] [--commit-interval S] [--quiet-wait S]
         [--no-snapshot] [--keep]
 
@@ -498,6 +498,22 @@ def leadscore_commit_setting() -> bool:
     return "commit_interval" in Settings.model_fields
 
 
+def throughput(
+    broker: Broker,
+    admin: KafkaAdminClient,
+    work: Path,
+    lines: list[bytes],
+    args: argparse.Namespace,
+) -> list[Result]:
+    """The backlog, produced once, then every contender's run over it."""
+    topic = f"bench-backlog-{uuid.uuid4().hex[:8]}"
+    began = time.monotonic()
+    ends = produce_backlog(broker, admin, topic, args.partitions, lines)
+    print(f"[{broker.name}] produced {len(lines):,} messages in "
+          f"{time.monotonic() - began:.1f} s", file=sys.stderr)  # fmt: skip
+    return run_throughput(broker, admin, work, topic, ends, args)
+
+
 def run_throughput(
     broker: Broker,
     admin: KafkaAdminClient,
@@ -927,6 +943,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--partitions", type=int, default=4, help="partitions (4)")
     parser.add_argument("--brokers", default="kafka,embedded", help="kafka,embedded")
     parser.add_argument("--skip-latency", action="store_true", help="no latency run")
+    parser.add_argument("--skip-throughput", action="store_true", help="no throughput runs")
     parser.add_argument("--rate", type=float, default=2000.0, help="latency: msg/s (2000)")
     parser.add_argument("--duration", type=float, default=30.0, help="latency: seconds (30)")
     parser.add_argument(
@@ -983,7 +1000,11 @@ def main() -> int:
     try:
         print(f"generating {args.messages:,} messages for {args.leads:,} leads ...",
               file=sys.stderr, flush=True)  # fmt: skip
-        lines = [orjson.dumps(m) for m in generate(args.messages, args.leads, seed=1)]
+        lines = (
+            []
+            if args.skip_throughput
+            else [orjson.dumps(m) for m in generate(args.messages, args.leads, seed=1)]
+        )
         commit_note = (
             f"leadscore: LEADSCORE_COMMIT_INTERVAL={args.commit_interval:g}"
             if leadscore_commit_setting()
@@ -1006,12 +1027,9 @@ def main() -> int:
                 print(f"[{name}] broker at {broker.bootstrap}", file=sys.stderr, flush=True)
                 admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
                 try:
-                    topic = f"bench-backlog-{uuid.uuid4().hex[:8]}"
-                    began = time.monotonic()
-                    ends = produce_backlog(broker, admin, topic, args.partitions, lines)
-                    print(f"[{name}] produced {len(lines):,} messages in "
-                          f"{time.monotonic() - began:.1f} s", file=sys.stderr)  # fmt: skip
-                    results = run_throughput(broker, admin, work, topic, ends, args)
+                    results = (
+                        [] if args.skip_throughput else throughput(broker, admin, work, lines, args)
+                    )
                     lat = None if args.skip_latency else run_latency(broker, admin, work, args)
                 finally:
                     admin.close()
@@ -1024,7 +1042,7 @@ def main() -> int:
                     f"## {title}{broker.session_timeout:g} s, heartbeat "
                     f"{broker.heartbeat_interval:g} s, rebalance {broker.rebalance_timeout:g} s)",
                     "",
-                    *throughput_table(results),
+                    *(throughput_table(results) if results else ["Throughput: skipped"]),
                     "",
                     *(latency_lines(lat, args) if lat is not None else ["Latency: skipped"]),
                     "",
