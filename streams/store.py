@@ -142,6 +142,7 @@ class LeadStore:
                 self.flushing = Changes()
 
     async def _flush(self, changes: Changes, publish: bool) -> None:
+        await self._delivered()
         self.unpublished.update(changes.leads)
         if not changes and not (publish and self.unpublished):
             return
@@ -163,18 +164,7 @@ class LeadStore:
             _, records = writes.setdefault((name, partition), (table, []))
             records.append((key, value() if callable(value) else value))
 
-        producer = app.faust.producer
-        await producer.maybe_start()
-        kafka = producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka's: batches
-        # What was sent before these changes (transitions, alerts) is delivered
-        # before the changes are durable: a crash in between then replays the messages
-        # and sends it again, instead of finding them applied and sending nothing.
-        # A delivery that failed fails this flush, and so the commit, and every flush
-        # after it: it stays tracked.
-        await kafka.flush()
-        delivered = len(self.deliveries)
-        await asyncio.gather(*self.deliveries[:delivered])
-        del self.deliveries[:delivered]
+        kafka = app.faust.producer._ensure_producer()  # type: ignore[attr-defined]
         pending: list[tuple[Table | None, int, Awaitable[Any]]] = []
         for (_, partition), (table, records) in writes.items():
             _write_store(table, partition, records)
@@ -196,6 +186,21 @@ class LeadStore:
             store.set_persisted_offset(
                 TP(table.changelog_topic.get_topic_name(), partition), offset
             )
+
+    async def _delivered(self) -> None:
+        """Wait until what was sent so far is delivered; raise if the scorer's was not.
+
+        Before the changes are made durable: a crash in between then replays their
+        messages and sends again what they caused (transitions, alerts, dead letters),
+        instead of finding them applied and sending nothing. A failed delivery fails
+        this flush, and so the commit, and every flush after it: it stays tracked.
+        """
+        producer = self.app.faust.producer
+        await producer.maybe_start()
+        await producer._ensure_producer().flush()  # type: ignore[attr-defined]  # aiokafka's
+        delivered = len(self.deliveries)
+        await asyncio.gather(*self.deliveries[:delivered])
+        del self.deliveries[:delivered]
 
 
 T = TypeVar("T")
