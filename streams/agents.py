@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from faust.types import TopicT
 
 from scoring import (
     LeadState,
@@ -83,9 +84,7 @@ class Scorer:
         owner = partition_for(lead_key, self.partitions)
         if record.partition != owner:
             # The record's key was not its lead: on to the lead's partition.
-            self.store.sent(
-                await self.app.repartition.send(key=lead_key, value=record.value, partition=owner)
-            )
+            await self._emit(self.app.repartition, lead_key, record.value, partition=owner)
             return "repartitioned"
         state = self.store.get(lead_key, owner)
         updated, transitions = apply_message(state, message, self.rules)
@@ -118,10 +117,9 @@ class Scorer:
         app, store = self.app, self.store
         for transition in transitions:
             self.metrics.transitions[transition.from_stage, transition.to_stage] += 1
-            store.sent(await app.transitions.send(key=lead_key, value=_json(transition)))
+            await self._emit(app.transitions, lead_key, _json(transition))
             if transition.to_stage is Stage.SQL:
-                alert = _json(sales_alert(transition))
-                store.sent(await app.alerts.send(key=lead_key, value=alert))
+                await self._emit(app.alerts, lead_key, _json(sales_alert(transition)))
         store.put(lead_key, partition, state)
         if transitions:
             recent = _newest_first(transitions, store.table_get(app.recent, lead_key, partition))
@@ -146,7 +144,14 @@ class Scorer:
             original_value=record.value,
             rejected_at=datetime.fromtimestamp(time.time(), UTC),
         )
-        self.store.sent(await self.app.dead_letters.send(key=record.key, value=_json(letter)))
+        await self._emit(self.app.dead_letters, record.key, _json(letter))
+
+    async def _emit(
+        self, topic: TopicT, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> None:
+        """Send a record the scorer owes downstream; the store's next flush (and so the
+        commit of its message's offset) waits for its delivery and fails without it."""
+        self.store.sent(await topic.send(key=key, value=value, partition=partition))
 
 
 RECENT_PER_LEAD = 10

@@ -8,7 +8,8 @@ topics it then writes to stay untracked, until the worker writes a topic
 that answer did not know (its first changelog batch, say): from then on every
 refresh leaves the untracked topics out, and a record batch waiting for one
 of them finds no leader, asks for a refresh that again leaves its topic out,
-and waits until it expires (Faust: 1,200 s; leadscore: `REQUEST_TIMEOUT_S`).
+and waits until it expires (Faust: 1,200 s; leadscore:
+`streams.app.PRODUCER_REQUEST_TIMEOUT_S`).
 The worker stood still with a transition in that batch and every flush
 waiting for it. `TopicTrackingProducer` tracks each topic before the first
 record for it, so a refresh never drops a topic a batch waits for.
@@ -23,7 +24,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 
-class TopicTrackingProducer(aiokafka.AIOKafkaProducer):  # type: ignore[misc]
+class TopicTrackingProducer(aiokafka.AIOKafkaProducer):  # type: ignore[misc]  # untyped
     """aiokafka's producer; every topic it sends to is tracked in its client's metadata."""
 
     def __init__(self, **config: Any) -> None:
