@@ -10,12 +10,13 @@ from scoring.errors import LeadscoreError, RulesError
 from scoring.messages import Message, Rejection, parse_message
 from scoring.outputs import SalesAlert, ScoreSnapshot, Transition, sales_alert
 from scoring.rules import Rules, load_rules, parse_rules
-from scoring.state import LeadState, Stage, decode_state, encode_state
+from scoring.state import LeadState, Position, Stage, decode_state, encode_state
 
 __all__ = [
     "LeadState",
     "LeadscoreError",
     "Message",
+    "Position",
     "Rejection",
     "Rules",
     "RulesError",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right, insort
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +28,9 @@ from scoring.state import (
     LIMIT_HISTORY,
     Disqualifier,
     LeadState,
+    Position,
     Stage,
+    applied_already,
     has_seen,
     message_digest,
     new_lead,
@@ -40,17 +42,24 @@ _ABSENT = object()
 
 
 def apply_message(
-    state: LeadState | None, message: Message, rules: Rules
+    state: LeadState | None, message: Message, rules: Rules, position: Position | None = None
 ) -> tuple[LeadState, list[Transition]]:
     """The lead's state after `message`, and the stage changes it caused (in order).
 
     `state` is None for a lead never seen before. A message already applied
     to the lead (same messageId, within the dedupe window) changes nothing.
+    `position` is where the message was read: a message at or before the last
+    position applied from its source is a re-read and changes nothing; any
+    other is remembered at its position, a resend too.
     """
     lead = state if state is not None else new_lead(message.lead_id)
+    if position is not None and applied_already(lead, position):
+        return lead, []
     digest = message_digest(message.messageId)
     if has_seen(lead.seen, digest):
-        return lead, []
+        if position is None:
+            return lead, []
+        return replace(lead, applied={**lead.applied, position[0]: position[1]}), []
     work = _Work.of(lead, rules)
     at = message.at
     if work.clock is None:
@@ -84,6 +93,8 @@ def apply_message(
         work.thresholds(message.messageId)
 
     work.seen = remember(lead.seen, digest)
+    if position is not None:
+        work.applied = {**lead.applied, position[0]: position[1]}
     return work.state(), work.transitions
 
 
@@ -244,6 +255,7 @@ class _Work:
     firings: dict[str, tuple[float, ...]]
     limit_horizons: dict[str, float]
     seen: bytes
+    applied: dict[str, int]
     transitions: list[Transition] = field(default_factory=list)
 
     @classmethod
@@ -264,6 +276,7 @@ class _Work:
             lead.firings,
             lead.limit_horizons,
             lead.seen,
+            lead.applied,
         )
 
     def state(self) -> LeadState:
@@ -281,6 +294,7 @@ class _Work:
             self.firings,
             self.limit_horizons,
             self.seen,
+            self.applied,
         )
 
     # -- time -------------------------------------------------------------

@@ -10,6 +10,11 @@
   window late.
 - Dedupe keeps an 8-byte digest of each of the lead's last
   `DEDUPE_WINDOW` message ids: a resend among them is ignored.
+- Re-reads are told apart from resends by position: per source the lead's
+  messages came from (the stream names a Kafka topic partition), the
+  position of the last one applied. A message at or before it was applied
+  already, however long ago. One entry per source, so bounded by the number
+  of input partitions.
 """
 
 from __future__ import annotations
@@ -69,11 +74,17 @@ class LeadState:
     limit_horizons: dict[str, float] = field(default_factory=dict)
     # Digests of the last DEDUPE_WINDOW message ids, oldest first.
     seen: bytes = b""
+    # Per source of messages: the position of the last message applied from it.
+    applied: dict[str, int] = field(default_factory=dict)
 
     @property
     def fit_score(self) -> float:
         return sum(self.fit.values())
 
+
+# Where a message was read: its source (e.g. "lead-events:3") and its position in it,
+# which grows with every message of the source.
+Position = tuple[str, int]
 
 _STATE = TypeAdapter(LeadState)
 
@@ -93,6 +104,13 @@ def has_seen(seen: bytes, digest: bytes) -> bool:
             return True
         position = seen.find(digest, position + 1)
     return False
+
+
+def applied_already(state: LeadState, position: Position) -> bool:
+    """Whether the message read at `position` was applied to this lead before."""
+    source, offset = position
+    last = state.applied.get(source)
+    return last is not None and offset <= last
 
 
 def remember(seen: bytes, digest: bytes) -> bytes:

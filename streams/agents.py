@@ -23,6 +23,7 @@ from faust.types import TopicT
 
 from scoring import (
     LeadState,
+    Position,
     Rejection,
     Transition,
     advance,
@@ -32,8 +33,8 @@ from scoring import (
     sales_alert,
 )
 from scoring.outputs import DeadLetter
-from scoring.state import Stage
-from streams.app import CONTROL_HEADER, DECAY_CHECK, LeadscoreApp
+from scoring.state import Stage, applied_already
+from streams.app import CONTROL_HEADER, DECAY_CHECK, ORIGIN_HEADER, LeadscoreApp
 from streams.consumer import Intake, use_intake
 from streams.topics import partition_for
 
@@ -73,7 +74,8 @@ class Scorer:
         self.metrics.handled(outcome, time.perf_counter() - started)
 
     async def _handle(self, record: Any) -> str:
-        if record.headers and _is_decay_check(record.headers):
+        headers = record.headers
+        if headers and _is_decay_check(headers):
             await self.check_decay(record.key, record.partition, float(record.value))
             return "decay_check"
         message = parse_message(record.value)
@@ -82,13 +84,27 @@ class Scorer:
             return "rejected"
         lead_key = message.lead_id.encode()
         owner = partition_for(lead_key, self.partitions)
+        origin = _origin(headers) if headers else None
+        if origin is None:
+            origin = f"{record.topic}:{record.partition}", record.offset
         if record.partition != owner:
-            # The record's key was not its lead: on to the lead's partition.
-            await self._emit(self.app.repartition, lead_key, record.value, partition=owner)
+            # The record's key was not its lead: on to the lead's partition, with where it
+            # was read, which tells the lead a re-read forward from a new message.
+            await self._emit(
+                self.app.repartition,
+                lead_key,
+                record.value,
+                partition=owner,
+                headers=[(ORIGIN_HEADER, f"{origin[0]}:{origin[1]}".encode())],
+            )
             return "repartitioned"
         state = self.store.get(lead_key, owner)
-        updated, transitions = apply_message(state, message, self.rules)
-        if updated is state:
+        if state is not None and applied_already(state, origin):
+            return "reread"  # applied before a crash or a rebalance, read again since
+        updated, transitions = apply_message(state, message, self.rules, origin)
+        if state is not None and updated.seen == state.seen:
+            # A resend (its messageId was applied already): only its position is new.
+            self.store.put(lead_key, owner, updated)
             return "duplicate"
         if state is None:
             self.app.new_leads += 1
@@ -147,14 +163,30 @@ class Scorer:
         await self._emit(self.app.dead_letters, record.key, _json(letter))
 
     async def _emit(
-        self, topic: TopicT, key: bytes | None, value: bytes, partition: int | None = None
+        self,
+        topic: TopicT,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """Send a record the scorer owes downstream; the store's next flush (and so the
         commit of its message's offset) waits for its delivery and fails without it."""
-        self.store.sent(await topic.send(key=key, value=value, partition=partition))
+        self.store.sent(
+            await topic.send(key=key, value=value, partition=partition, headers=headers)
+        )
 
 
 RECENT_PER_LEAD = 10
+
+
+def _origin(headers: Any) -> Position | None:
+    """Where a repartitioned record was first read ("topic:partition", offset)."""
+    for name, value in headers:
+        if name == ORIGIN_HEADER:
+            source, _, offset = value.decode().rpartition(":")
+            return source, int(offset)
+    return None
 
 
 def _is_decay_check(headers: Any) -> bool:

@@ -29,6 +29,8 @@ FUNNEL_KEY = b"funnel"
 RECENT_KEY = b"recent"
 CONTROL_HEADER = "leadscore-control"
 DECAY_CHECK = b"decay-check"
+# On a repartitioned record: where it was first read, "topic:partition:offset".
+ORIGIN_HEADER = "leadscore-origin"
 
 
 @dataclass

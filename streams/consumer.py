@@ -112,6 +112,13 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
             except BaseException:
                 self._unacked_messages.discard(message)  # not acked: read again
                 raise
+            if not self.flow_active or self.app.consumer_generation_id != generation:
+                # A rebalance began while it was handled: the partition's offsets were
+                # reset, and an ack now would write into the next assignment's (a stale
+                # acked offset there held its commits back). It is read again from the
+                # committed offset, and the lead's position tells it was applied.
+                self._unacked_messages.discard(message)
+                return
             read_offset[tp] = offset
             if acks:
                 self.ack(message)

@@ -167,7 +167,6 @@ class LeadStore:
         kafka = app.faust.producer._ensure_producer()  # type: ignore[attr-defined]
         pending: list[tuple[Table | None, int, Awaitable[Any]]] = []
         for (_, partition), (table, records) in writes.items():
-            _write_store(table, partition, records)
             changelog = table.changelog_topic.get_topic_name()
             for future in await _send(kafka, changelog, partition, records):
                 pending.append((table, partition, future))
@@ -176,6 +175,10 @@ class LeadStore:
             for future in await _send(kafka, scores, partition, records):
                 pending.append((None, partition, future))
         sent = await asyncio.gather(*(future for _, _, future in pending))
+        # RocksDB only once the changelog has it: a local state ahead of its changelog
+        # would skip, as applied, messages whose effect another worker never gets.
+        for (_, partition), (table, records) in writes.items():
+            _write_store(table, partition, records)
         # Recovery reads a changelog from the last offset known to be in RocksDB.
         persisted: dict[tuple[str, int], tuple[Table, int]] = {}
         for (written, partition, _), metadata in zip(pending, sent, strict=True):
