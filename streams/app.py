@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import faust
-from faust.types import TableT, TopicT
+from faust.types import TP, TableT, TopicT
 from pydantic import BaseModel
 
 from scoring import Rules
@@ -118,8 +119,13 @@ def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
         funnel=_raw_table(app, "funnel", 1),
     )
     leadscore.store = LeadStore(leadscore)
-    # No offset is committed before the state it led to is durable.
-    use_before_commit(app, leadscore.store.flush)
+
+    async def before_commit(offsets: Mapping[TP, int]) -> None:
+        # No offset is committed before the state it led to is durable.
+        await leadscore.store.flush()
+        leadscore.metrics.committing(offsets, leadscore.store.durable)
+
+    use_before_commit(app, before_commit)
     # Imported here: each module registers its part on the app it is given.
     from streams import agents, funnel, timers, views
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,14 +57,14 @@ class Intake:
 
 class DeliveringConsumer(faust_aiokafka.Consumer):
     intake: Intake | None = None
-    # Awaited once before each offset commit (after Faust has chosen the offsets).
-    before_commit: Callable[[], Awaitable[None]] | None = None
+    # Awaited once before each offset commit, with the offsets Faust chose to commit.
+    before_commit: Callable[[Mapping[TP, int]], Awaitable[None]] | None = None
 
     async def _handle_attached(self, commit_offsets: Any) -> None:
         # Faust's step just before it commits `commit_offsets`: it publishes the
         # messages attached to each partition's offset, one partition after another.
         if self.before_commit is not None:
-            await self.before_commit()
+            await self.before_commit(commit_offsets)
         await super()._handle_attached(commit_offsets)
 
     async def _wait_next_records(self, timeout: float) -> tuple[Any, set[TP] | None]:
@@ -191,9 +191,12 @@ def use_intake(app: faust.App, intake: Intake) -> None:
     _set_on_consumer(app, intake=intake)
 
 
-def use_before_commit(app: faust.App, before_commit: Callable[[], Awaitable[None]]) -> None:
-    """Await `before_commit()` before every offset commit, once per commit. An error in
-    it stops the commit (Faust then crashes the worker). Call before the worker starts."""
+def use_before_commit(
+    app: faust.App, before_commit: Callable[[Mapping[TP, int]], Awaitable[None]]
+) -> None:
+    """Await `before_commit(offsets)` before every offset commit, once per commit, with the
+    offsets to be committed. An error in it stops the commit (Faust then crashes the
+    worker). Call before the worker starts."""
     _set_on_consumer(app, before_commit=before_commit)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from time import monotonic
 from typing import Any
 
@@ -46,6 +46,14 @@ class Metrics:
             ["topic", "partition"],
             registry=self.registry,
         )
+        self.committed: dict[tuple[str, int], int] = {}  # the last offsets committed
+        self.uncommitted = Gauge(
+            "leadscore_uncommitted_records",
+            "Records of a partition whose effects are durable but whose offset is not "
+            "committed yet (what a crash now would read again), as of the last commit",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
         self.mql_crossings = Gauge(
             "leadscore_pending_decay_crossings",
             "MQL leads of this worker with a coming decay demotion",
@@ -57,6 +65,21 @@ class Metrics:
         self.messages[outcome] += 1
         self.processing_counts[bisect_left(PROCESSING_BUCKETS, seconds)] += 1
         self.processing_sum += seconds
+
+    def committing(
+        self, offsets: Mapping[Any, int], durable: Mapping[tuple[str, int], int]
+    ) -> None:
+        """At a commit of `offsets` (Faust's TPs -> next offset to read): how far each
+        partition's committed offset is behind the records whose effects are durable (a
+        partition whose commits stall grows here, commit after commit)."""
+        committed = self.committed
+        for tp, offset in offsets.items():
+            committed[tp.topic, tp.partition] = offset
+        for (topic, partition), last in durable.items():
+            next_offset = committed.get((topic, partition))
+            if next_offset is not None:
+                behind = max(0, last + 1 - next_offset)
+                self.uncommitted.labels(topic, str(partition)).set(behind)
 
     def text(self) -> bytes:
         return generate_latest(self.registry)

@@ -74,6 +74,8 @@ class LeadStore:
         self.unpublished: dict[bytes, tuple[int, LeadState]] = {}
         # Deliveries of what the scorer sent since the last flush (see `sent`).
         self.deliveries: list[Awaitable[Any]] = []
+        # (topic, partition) -> offset of the last record whose effects are durable.
+        self.durable: dict[tuple[str, int], int] = {}
         self._lock = asyncio.Lock()
 
     def get(self, lead_key: bytes, partition: int) -> LeadState | None:
@@ -132,8 +134,10 @@ class LeadStore:
         """Make every change durable; with `publish`, send the changed leads' snapshots."""
         async with self._lock:  # commits of several partitions may ask at once
             self.flushing, self.changed = self.changed, Changes()
+            handled = dict(self.app.positions)
             try:
                 await self._flush(self.flushing, publish)
+                self.durable = handled
             except BaseException:
                 self.changed.leads = {**self.flushing.leads, **self.changed.leads}
                 self.changed.values = {**self.flushing.values, **self.changed.values}
