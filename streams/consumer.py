@@ -197,7 +197,7 @@ def use_before_commit(
     """Await `before_commit(offsets)` before every offset commit, once per commit, with the
     offsets to be committed. An error in it stops the commit (Faust then crashes the
     worker). Call before the worker starts."""
-    _set_on_consumer(app, before_commit=before_commit)
+    _set_on_consumer(app, before_commit=staticmethod(before_commit))  # a plain function
 
 
 def _set_on_consumer(app: faust.App, **attributes: Any) -> None:
