@@ -1,14 +1,17 @@
 """Scoring: decode each record, look up the lead, call the core, store, emit.
 
-At least once (the default), the worker's consumer hands the records of the
-input and repartition topics to `Scorer.handle` as it fetches them, one after
-the other (`streams.consumer.Intake`): Faust's per-record path (an Event per
-record, the stream's queue, the agent's iterator) cost more than the scoring.
-Offsets, acks, commits and rebalances stay Faust's.
+The worker's consumer hands the records of the input and repartition topics
+to `Scorer.handle` as it fetches them, one after the other
+(`streams.consumer.Intake`): Faust's per-record path (an Event per record,
+the stream's queue, the agent's iterator) cost more than the scoring.
+Offsets, acks, commits and rebalances stay Faust's. One record at a time
+(faust-streaming issue 606: with more, offsets can be committed past a
+message still in flight).
 
-Exactly once, the scoring is a Faust agent: Faust's transactions follow the
-stream's current event. Its concurrency is one actor (faust-streaming issue
-606: with more, offsets can be committed past a message still in flight).
+With exactly_once, what the scorer sends goes into the worker's transaction
+(`streams.transactions`), and a record is handled only while no commit is
+under way: a transaction then holds the outputs of exactly the records whose
+state it holds.
 """
 
 from __future__ import annotations
@@ -43,17 +46,9 @@ log = logging.getLogger(__name__)
 
 def register(app: LeadscoreApp) -> None:
     scorer = Scorer(app)
-    if app.settings.processing_guarantee == "at_least_once":
-        app.faust.topics.add(app.events)  # subscribed; its records go to the intake
-        use_intake(app.faust, Intake(frozenset(app.events.topics), scorer.handle))
-        return
-
-    @app.faust.agent(app.events, name="score", concurrency=1)
-    async def score(stream: Any) -> None:
-        # Values, with the event beside them: `stream.events()` is one more
-        # async generator hop per message.
-        async for _ in stream:
-            await scorer.handle(stream.current_event.message)
+    app.faust.topics.add(app.events)  # subscribed; its records go to the intake
+    handle = scorer.handle if app.transaction is None else scorer.handle_between_commits
+    use_intake(app.faust, Intake(frozenset(app.events.topics), handle))
 
 
 class Scorer:
@@ -72,6 +67,11 @@ class Scorer:
         self.app.positions[record.topic, record.partition] = record.offset
         outcome = await self._handle(record)
         self.metrics.handled(outcome, time.perf_counter() - started)
+
+    async def handle_between_commits(self, record: Any) -> None:
+        """`handle`, not while the store commits a transaction (exactly once)."""
+        async with self.store.lock:
+            await self.handle(record)
 
     async def _handle(self, record: Any) -> str:
         headers = record.headers
@@ -172,9 +172,15 @@ class Scorer:
     ) -> None:
         """Send a record the scorer owes downstream; the store's next flush (and so the
         commit of its message's offset) waits for its delivery and fails without it."""
-        self.store.sent(
-            await topic.send(key=key, value=value, partition=partition, headers=headers)
-        )
+        transaction = self.app.transaction
+        if transaction is None:
+            sending = await topic.send(key=key, value=value, partition=partition, headers=headers)
+        else:
+            kafka = await transaction.producer()
+            sending = await kafka.send(
+                topic.get_topic_name(), value, key=key, partition=partition, headers=headers
+            )
+        self.store.sent(sending)
 
 
 RECENT_PER_LEAD = 10

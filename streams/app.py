@@ -19,6 +19,7 @@ from streams.producer import use_topic_tracking_producer
 from streams.settings import Settings
 from streams.store import LeadStore
 from streams.topics import funnel_topic, repartition_topic
+from streams.transactions import Transaction
 from streams.tuning import tune_for_embedded_broker
 
 PRODUCER_LINGER_S = 0.005
@@ -63,6 +64,8 @@ class LeadscoreApp:
     crossings: CrossingIndex = field(default_factory=CrossingIndex)
     # (topic, partition) -> offset of the last record the scorer handled.
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    # With exactly_once: the worker's transaction (what the scorer sends goes in it).
+    transaction: Transaction | None = None
     ready: bool = False
 
 
@@ -75,7 +78,8 @@ def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
         store="rocksdb://",  # rocksdict underneath
         datadir=str(settings.data_dir),
         autodiscover=False,
-        processing_guarantee=settings.processing_guarantee,
+        # Exactly once is the worker's own transaction (streams.transactions), not Faust's.
+        processing_guarantee="at_least_once",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
@@ -93,7 +97,7 @@ def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
         # A few ms of linger make batches of the records an agent sends one by one.
         producer_linger=PRODUCER_LINGER_S,
         Monitor=LeanMonitor,
-        producer_request_timeout=PRODUCER_REQUEST_TIMEOUT_S,
+        producer_request_timeout=settings.producer_request_timeout,
     )
     if settings.broker_kind == "embedded":
         tune_for_embedded_broker(app)  # Tansu's fetch waits and end offsets
@@ -118,14 +122,23 @@ def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
         mql_since=_raw_table(app, "mql-since", settings.partitions),
         funnel=_raw_table(app, "funnel", 1),
     )
-    leadscore.store = LeadStore(leadscore)
+    store = leadscore.store = LeadStore(leadscore)
+    exactly_once = settings.processing_guarantee == "exactly_once"
+    if exactly_once:
+        leadscore.transaction = store.transaction = Transaction(
+            app.producer, settings.app_id, settings.data_dir
+        )
 
     async def before_commit(offsets: Mapping[TP, int]) -> None:
-        # No offset is committed before the state it led to is durable.
-        await leadscore.store.flush()
-        leadscore.metrics.committing(offsets, leadscore.store.durable)
+        # No offset is committed before the state it led to is durable; with exactly_once,
+        # the offsets are committed with it, in one transaction.
+        if exactly_once:
+            await store.commit(offsets)
+        else:
+            await store.flush()
+        leadscore.metrics.committing(offsets, store.durable)
 
-    use_before_commit(app, before_commit)
+    use_before_commit(app, before_commit, commits=exactly_once)
     # Imported here: each module registers its part on the app it is given.
     from streams import agents, funnel, timers, views
 

@@ -59,12 +59,28 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
     intake: Intake | None = None
     # Awaited once before each offset commit, with the offsets Faust chose to commit.
     before_commit: Callable[[Mapping[TP, int]], Awaitable[None]] | None = None
+    # Whether `before_commit` commits the offsets itself (in a transaction of the
+    # worker's, `streams.transactions`), and records are read committed.
+    transactional: bool = False
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        if not self.transactional:
+            return super()._new_consumer_thread()
+        return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        if self.transactional:
+            return True  # committed in the transaction, by `before_commit`
+        return await super()._commit(offsets)
 
     async def _handle_attached(self, commit_offsets: Any) -> None:
         # Faust's step just before it commits `commit_offsets`: it publishes the
         # messages attached to each partition's offset, one partition after another.
         if self.before_commit is not None:
-            await self.before_commit(commit_offsets)
+            assigned = self.assignment()
+            await self.before_commit(
+                {tp: offset for tp, offset in commit_offsets.items() if tp in assigned}
+            )
         await super()._handle_attached(commit_offsets)
 
     async def _wait_next_records(self, timeout: float) -> tuple[Any, set[TP] | None]:
@@ -150,6 +166,16 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
         return await super().wait_first(rest, suspended)
 
 
+class _ReadCommittedThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, reading only committed transactions' records (Faust does
+    so only with its own exactly-once)."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._isolation_level = "read_committed"  # aiokafka's, read when it starts
+        return consumer
+
+
 def _close(coro: WaitArgT) -> None:
     if asyncio.iscoroutine(coro):
         coro.close()
@@ -192,12 +218,19 @@ def use_intake(app: faust.App, intake: Intake) -> None:
 
 
 def use_before_commit(
-    app: faust.App, before_commit: Callable[[Mapping[TP, int]], Awaitable[None]]
+    app: faust.App,
+    before_commit: Callable[[Mapping[TP, int]], Awaitable[None]],
+    *,
+    commits: bool = False,
 ) -> None:
     """Await `before_commit(offsets)` before every offset commit, once per commit, with the
-    offsets to be committed. An error in it stops the commit (Faust then crashes the
-    worker). Call before the worker starts."""
-    _set_on_consumer(app, before_commit=staticmethod(before_commit))  # a plain function
+    offsets to be committed (those of partitions still assigned). An error in it stops
+    the commit (Faust then crashes the worker). With `commits`, `before_commit` commits
+    the offsets itself (in a transaction) and the consumer reads committed records only.
+    Call before the worker starts."""
+    _set_on_consumer(
+        app, before_commit=staticmethod(before_commit), transactional=commits
+    )  # a plain function, not a method
 
 
 def _set_on_consumer(app: faust.App, **attributes: Any) -> None:

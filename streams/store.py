@@ -22,15 +22,19 @@ A flush encodes thousands of values; it lets the event loop turn every few
 milliseconds, so the scorer goes on meanwhile (its changes go to the next
 flush) and a transition is not held up behind it.
 
-With exactly_once every write goes to the table as it happens, inside Faust's
-transaction; only the snapshots wait.
+With exactly_once (`streams.transactions`) the changes wait for the offset
+commit, which sends them inside the worker's transaction and commits it with
+the offsets; RocksDB gets them only once the transaction has committed, so
+it never holds state that a rebalance's abort takes back. The snapshots go
+out as at least once, outside the transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from faust.types import TP, TableT
@@ -40,6 +44,7 @@ from scoring import LeadState, decode_state, encode_state, next_crossing, snapsh
 
 if TYPE_CHECKING:
     from streams.app import LeadscoreApp
+    from streams.transactions import Transaction
 
 STATE_CACHE_SIZE = 200_000  # decoded states kept per worker (a few KiB each)
 TURN_AFTER_S = 0.002  # the longest a flush encodes without letting the event loop turn
@@ -66,7 +71,7 @@ class LeadStore:
 
     def __init__(self, app: LeadscoreApp) -> None:
         self.app = app
-        self.write_through = app.settings.processing_guarantee == "exactly_once"
+        self.transaction: Transaction | None = None  # with exactly_once (see `commit`)
         self.states: dict[bytes, LeadState] = {}
         self.changed = Changes()
         self.flushing = Changes()
@@ -76,7 +81,8 @@ class LeadStore:
         self.deliveries: list[Awaitable[Any]] = []
         # (topic, partition) -> offset of the last record whose effects are durable.
         self.durable: dict[tuple[str, int], int] = {}
-        self._lock = asyncio.Lock()
+        # Held while a flush or commit runs (and, exactly once, while a record is handled).
+        self.lock = asyncio.Lock()
 
     def get(self, lead_key: bytes, partition: int) -> LeadState | None:
         """The lead's state; `partition` is the lead's (`streams.topics.partition_for`)."""
@@ -87,8 +93,6 @@ class LeadStore:
         return None if stored is None else decode_state(stored)
 
     def put(self, lead_key: bytes, partition: int, state: LeadState) -> None:
-        if self.write_through:
-            self.app.leads[lead_key] = encode_state(state)  # in the current transaction
         if len(self.states) >= STATE_CACHE_SIZE:
             # Rare: forget the decoded states the table already has.
             pending = {**self.flushing.leads, **self.changed.leads}
@@ -111,32 +115,50 @@ class LeadStore:
 
     def table_put(self, table: Table, key: bytes, partition: int, value: Value) -> None:
         """Write `value` to `table` (None: delete the key) by the next commit."""
-        if self.write_through:
-            if value is None:
-                table.pop(key, None)
-            else:
-                table[key] = value() if callable(value) else value
-            return
         self.changed.values[table.name, key] = (table, partition, value)
 
     def sent(self, delivery: Awaitable[Any]) -> None:
         """Track the delivery of a record the scorer sent (a transition, an alert, a dead
         letter, a repartitioned message): the next flush fails unless it was delivered,
         so the offsets of its message are not committed."""
-        if not self.write_through:  # else the transaction sees to it
-            self.deliveries.append(delivery)
+        self.deliveries.append(delivery)
 
     def clear(self) -> None:
         """Forget the decoded states (after a flush): the leads may move to another worker."""
         self.states.clear()
 
+    def discard(self) -> None:
+        """Forget every change not committed (exactly once, when a rebalance aborts the
+        transaction): the tables hold the committed state, and the records since are
+        read again."""
+        self.changed = Changes()
+        self.states.clear()
+        self.deliveries.clear()
+
     async def flush(self, *, publish: bool = False) -> None:
-        """Make every change durable; with `publish`, send the changed leads' snapshots."""
-        async with self._lock:  # commits of several partitions may ask at once
+        """Make every change durable; with `publish`, send the changed leads' snapshots.
+        With exactly_once the changes wait for `commit`: this only publishes."""
+        if self.transaction is not None:
+            if publish:
+                async with self.lock:
+                    await self._flush(Changes(), publish, pending=self.changed.leads)
+            return
+        await self._durable(publish)
+
+    async def commit(self, offsets: Mapping[TP, int]) -> None:
+        """Exactly once: every change and `offsets` (the next records to read) in the
+        worker's transaction, committed (`streams.transactions`)."""
+        assert self.transaction is not None
+        await self._durable(False, partial(self.transaction.commit, offsets))
+
+    async def _durable(
+        self, publish: bool, commit: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        async with self.lock:  # commits of several partitions may ask at once
             self.flushing, self.changed = self.changed, Changes()
             handled = dict(self.app.positions)
             try:
-                await self._flush(self.flushing, publish)
+                await self._flush(self.flushing, publish, commit=commit)
                 self.durable = handled
             except BaseException:
                 self.changed.leads = {**self.flushing.leads, **self.changed.leads}
@@ -145,22 +167,30 @@ class LeadStore:
             finally:
                 self.flushing = Changes()
 
-    async def _flush(self, changes: Changes, publish: bool) -> None:
+    async def _flush(
+        self,
+        changes: Changes,
+        publish: bool,
+        commit: Callable[[], Awaitable[None]] | None = None,
+        pending: Mapping[bytes, tuple[int, LeadState]] | None = None,
+    ) -> None:
+        """The flush: `changes` to the changelogs (through the transaction's producer with
+        `commit`, which then commits), then to RocksDB; with `publish`, the snapshots of
+        the leads changed since the last ones (and of `pending`, not yet durable)."""
         await self._delivered()
         self.unpublished.update(changes.leads)
-        if not changes and not (publish and self.unpublished):
+        if not changes and commit is None and not (publish and (self.unpublished or pending)):
             return
         app = self.app
         rules = app.rules
         # (table, partition) -> [(key, value)]; lead snapshots per partition.
         writes: dict[tuple[str, int], tuple[Table, list[tuple[bytes, bytes | None]]]] = {}
         snapshots: dict[int, list[tuple[bytes, bytes | None]]] = {}
-        if not self.write_through:
-            async for lead_key, (partition, state) in _turning(changes.leads.items()):
-                _, records = writes.setdefault((app.leads.name, partition), (app.leads, []))
-                records.append((lead_key, encode_state(state)))
+        async for lead_key, (partition, state) in _turning(changes.leads.items()):
+            _, records = writes.setdefault((app.leads.name, partition), (app.leads, []))
+            records.append((lead_key, encode_state(state)))
         if publish:
-            unpublished, self.unpublished = self.unpublished, {}
+            unpublished, self.unpublished = {**self.unpublished, **(pending or {})}, {}
             async for lead_key, (partition, state) in _turning(unpublished.items()):
                 snapshot = snapshot_json(state, rules)
                 snapshots.setdefault(partition, []).append((lead_key, snapshot))
@@ -169,23 +199,26 @@ class LeadStore:
             records.append((key, value() if callable(value) else value))
 
         kafka = app.faust.producer._ensure_producer()  # type: ignore[attr-defined]
-        pending: list[tuple[Table | None, int, Awaitable[Any]]] = []
+        changelogs = kafka if self.transaction is None else await self.transaction.producer()
+        sending: list[tuple[Table | None, int, Awaitable[Any]]] = []
         for (_, partition), (table, records) in writes.items():
             changelog = table.changelog_topic.get_topic_name()
-            for future in await _send(kafka, changelog, partition, records):
-                pending.append((table, partition, future))
+            for future in await _send(changelogs, changelog, partition, records):
+                sending.append((table, partition, future))
         scores = app.scores.get_topic_name()
         for partition, records in snapshots.items():
             for future in await _send(kafka, scores, partition, records):
-                pending.append((None, partition, future))
-        sent = await asyncio.gather(*(future for _, _, future in pending))
+                sending.append((None, partition, future))
+        sent = await asyncio.gather(*(future for _, _, future in sending))
+        if commit is not None:
+            await commit()
         # RocksDB only once the changelog has it: a local state ahead of its changelog
         # would skip, as applied, messages whose effect another worker never gets.
         for (_, partition), (table, records) in writes.items():
             _write_store(table, partition, records)
         # Recovery reads a changelog from the last offset known to be in RocksDB.
         persisted: dict[tuple[str, int], tuple[Table, int]] = {}
-        for (written, partition, _), metadata in zip(pending, sent, strict=True):
+        for (written, partition, _), metadata in zip(sending, sent, strict=True):
             if written is not None:
                 persisted[written.name, partition] = (written, metadata.offset)
         for (_, partition), (table, offset) in persisted.items():

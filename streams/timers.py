@@ -74,10 +74,18 @@ def register(app: LeadscoreApp) -> None:
     async def last_scores(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Faust has committed (and so flushed the state) by now; the snapshots are left.
         await app.store.flush(publish=True)
+        if app.transaction is not None:
+            await app.transaction.stop()
 
     @faust_app.on_partitions_revoked.connect
     async def not_ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         app.ready = False
+        if app.transaction is not None:
+            # Exactly once: what the transaction holds is taken back, and its records are
+            # read again from the committed offsets, here or by the partitions' next owner.
+            async with app.store.lock:
+                await app.transaction.abort()
+                app.store.discard()
         # Leads may move to another worker: what changed goes to the table first.
         await app.store.flush(publish=True)
         app.store.clear()
