@@ -69,8 +69,8 @@ class Scorer:
         self.metrics.handled(outcome, time.perf_counter() - started)
 
     async def handle_between_commits(self, record: Any) -> None:
-        """`handle`, not while the store commits a transaction (exactly once)."""
-        async with self.store.lock:
+        """`handle`, not while a transaction commits (exactly once)."""
+        async with self.app.between_commits():
             await self.handle(record)
 
     async def _handle(self, record: Any) -> str:
@@ -172,15 +172,7 @@ class Scorer:
     ) -> None:
         """Send a record the scorer owes downstream; the store's next flush (and so the
         commit of its message's offset) waits for its delivery and fails without it."""
-        transaction = self.app.transaction
-        if transaction is None:
-            sending = await topic.send(key=key, value=value, partition=partition, headers=headers)
-        else:
-            kafka = await transaction.producer()
-            sending = await kafka.send(
-                topic.get_topic_name(), value, key=key, partition=partition, headers=headers
-            )
-        self.store.sent(sending)
+        self.store.sent(await self.app.send(topic, key, value, partition, headers))
 
 
 RECENT_PER_LEAD = 10

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 from faust.types import TP, TableT, TopicT
@@ -67,6 +69,28 @@ class LeadscoreApp:
     # With exactly_once: the worker's transaction (what the scorer sends goes in it).
     transaction: Transaction | None = None
     ready: bool = False
+
+    def between_commits(self) -> AbstractAsyncContextManager[Any]:
+        """Held while a record is handled: with exactly_once, no commit runs meanwhile, so
+        a transaction holds the outputs of exactly the records whose state it holds."""
+        return nullcontext() if self.transaction is None else self.store.lock
+
+    async def send(
+        self,
+        topic: TopicT,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Awaitable[Any]:
+        """Send a record of a handled record's (in the transaction, with exactly_once);
+        returns its delivery."""
+        if self.transaction is None:
+            return await topic.send(key=key, value=value, partition=partition, headers=headers)
+        kafka = await self.transaction.producer()
+        return await kafka.send(  # type: ignore[no-any-return]
+            topic.get_topic_name(), value, key=key, partition=partition, headers=headers
+        )
 
 
 def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
