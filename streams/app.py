@@ -25,10 +25,6 @@ from streams.transactions import Transaction
 from streams.tuning import tune_for_embedded_broker
 
 PRODUCER_LINGER_S = 0.005
-# How long a produce request may go unanswered, and a record batch may wait for its
-# partition's leader, before it fails (and the flush waiting for it fails the commit).
-# Faust's default is 1,200 s; its consumer's requests wait 90 s.
-PRODUCER_REQUEST_TIMEOUT_S = 90.0
 FUNNEL_KEY = b"funnel"
 RECENT_KEY = b"recent"
 CONTROL_HEADER = "leadscore-control"

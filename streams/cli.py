@@ -67,9 +67,11 @@ def _worker(args: argparse.Namespace) -> int:
     settings = from_arguments(args)
     rules = load_rules(settings.rules)  # a broken file stops the worker before Kafka is touched
     from streams.app import create_app
+    from streams.clients import check_access
     from streams.topics import ensure_topics
     from streams.worker import run
 
+    check_access(settings)
     ensure_topics(settings)
     run(create_app(settings, rules))
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -11,11 +13,15 @@ from typing import IO, Any
 from scoring import Rejection, parse_message
 from scoring.errors import LeadscoreError
 from streams.console import render
-from streams.settings import Settings
+from streams.settings import Settings, where
 
 
 class BrokerUnreachable(LeadscoreError):
     """The Kafka broker did not answer."""
+
+
+class AccessRefused(LeadscoreError):
+    """The Kafka broker refused the security settings: the login, or its certificate."""
 
 
 @dataclass
@@ -29,6 +35,55 @@ def _client_error(settings: Settings, error: Exception) -> BrokerUnreachable:
     return BrokerUnreachable(f"cannot reach Kafka at {servers}: {error}")
 
 
+def check_access(settings: Settings, timeout_s: float = 15.0) -> None:
+    """Raise AccessRefused at once when the broker refuses the security settings.
+
+    kafka-python retries a refused login or an untrusted certificate as it retries an
+    unreachable broker, until its bootstrap times out, and then names neither. One
+    aiokafka connection (as the worker's) tells them apart. A broker that does not
+    answer is left to the clients: they wait for it, and say so.
+    """
+    if settings.security_protocol == "PLAINTEXT":
+        return
+    loop = asyncio.new_event_loop()  # not the thread's: the worker's Faust makes its own
+    try:
+        loop.run_until_complete(_check_access(settings, timeout_s))
+    finally:
+        loop.close()
+
+
+async def _check_access(settings: Settings, timeout_s: float) -> None:
+    from aiokafka.conn import create_conn
+    from aiokafka.errors import KafkaError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
+
+    config = settings.aiokafka_config()
+    for server in settings.bootstrap_servers:
+        host, _, port = server.rpartition(":")
+        try:
+            async with asyncio.timeout(timeout_s):
+                connection = await create_conn(host, int(port), **config)
+                await connection.close()
+        except ssl.SSLCertVerificationError as error:
+            raise AccessRefused(
+                f"the certificate of Kafka at {server} is not trusted ({error.verify_message}): "
+                f"check {where('ssl_cafile')}, the CA certificates that verify the broker"
+            ) from None
+        except SaslAuthenticationFailed:
+            raise AccessRefused(
+                f"Kafka at {server} refused the login of user {settings.sasl_username!r} "
+                f"({settings.sasl_mechanism}): check {where('sasl_username')} and "
+                f"{where('sasl_password')}"
+            ) from None
+        except UnsupportedSaslMechanismError:
+            raise AccessRefused(
+                f"Kafka at {server} does not accept SASL mechanism {settings.sasl_mechanism}: "
+                f"check {where('sasl_mechanism')}"
+            ) from None
+        except (OSError, TimeoutError, KafkaError):
+            continue  # not reached, or not like this: the clients find out and say so
+        return
+
+
 def send(
     settings: Settings,
     lines: Iterable[bytes],
@@ -40,12 +95,13 @@ def send(
     """Validate each line and produce the valid ones keyed by their lead id.
 
     A bad line is reported with its number and skipped; an unreachable broker
-    raises BrokerUnreachable.
+    raises BrokerUnreachable, refused security settings AccessRefused.
     """
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
     target = topic or settings.input_topics[0]
+    check_access(settings)
     try:
         producer = KafkaProducer(
             **settings.kafka_python_config(), acks="all", linger_ms=5, max_block_ms=10_000
@@ -105,6 +161,7 @@ def tail(
         "scores": settings.scores_topic,
         "dlq": settings.dlq_topic,
     }[kind]
+    check_access(settings)
     try:
         consumer = KafkaConsumer(
             topic,

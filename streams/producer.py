@@ -9,7 +9,7 @@ that answer did not know (its first changelog batch, say): from then on every
 refresh leaves the untracked topics out, and a record batch waiting for one
 of them finds no leader, asks for a refresh that again leaves its topic out,
 and waits until it expires (Faust: 1,200 s; leadscore:
-`streams.app.PRODUCER_REQUEST_TIMEOUT_S`).
+`LEADSCORE_PRODUCER_REQUEST_TIMEOUT`, 90 s).
 The worker stood still with a transition in that batch and every flush
 waiting for it. `TopicTrackingProducer` tracks each topic before the first
 record for it, so a refresh never drops a topic a batch waits for.

@@ -142,7 +142,9 @@ class Settings(BaseSettings):
     web_bind: str = Field("127.0.0.1", description="address the web views listen on")
     web_port: int = Field(6066, ge=1, le=65535, description="port the web views listen on")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
-        "at_least_once", description="Faust processing guarantee"
+        "at_least_once",
+        description="delivery guarantee: at_least_once, or exactly_once (the worker's own Kafka "
+        "transactions; read outputs read_committed)",
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="Kafka security protocol"
@@ -200,6 +202,11 @@ class Settings(BaseSettings):
     )
     webhook_dlq_topic: str = Field(
         "sales-alerts-webhook-dlq", description="topic for alerts the webhook kept refusing"
+    )
+    producer_request_timeout: Seconds = Field(
+        90.0,
+        description="seconds a record the worker sends may wait for its partition's leader "
+        "and the broker's answer; then it fails, and the worker stops without committing",
     )
     commit_interval: float = Field(
         2.8,
@@ -309,13 +316,26 @@ class Settings(BaseSettings):
                 config[name] = None if path is None else str(path)
         return config
 
+    def aiokafka_config(self) -> dict[str, Any]:
+        """Security keyword arguments for an aiokafka connection, as Faust's credentials make."""
+        config: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.security_protocol in _SSL_PROTOCOLS:
+            config["ssl_context"] = self.ssl_context()
+        if self.security_protocol in _SASL_PROTOCOLS:
+            config["sasl_mechanism"] = self.sasl_mechanism
+            config["sasl_plain_username"] = self.sasl_username
+            config["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        return config
+
     def faust_broker_credentials(self) -> CredentialsT | None:
         """Faust's `broker_credentials`: None for PLAINTEXT, else SASL or SSL credentials."""
         if self.security_protocol == "PLAINTEXT":
             return None
         from faust.auth import SASLCredentials, SSLCredentials
 
-        context = self._ssl_context() if self.security_protocol in _SSL_PROTOCOLS else None
+        context = self.ssl_context() if self.security_protocol in _SSL_PROTOCOLS else None
         if self.security_protocol == "SSL":
             return SSLCredentials(context)
         return SASLCredentials(
@@ -325,7 +345,8 @@ class Settings(BaseSettings):
             mechanism=self.sasl_mechanism,
         )
 
-    def _ssl_context(self) -> ssl.SSLContext:
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context that verifies the broker (and presents the client certificate)."""
         try:
             context = ssl.create_default_context(
                 ssl.Purpose.SERVER_AUTH,
@@ -405,7 +426,8 @@ def from_arguments(args: argparse.Namespace) -> Settings:
         raise SettingsError(_problems(error)) from None
 
 
-def _where(name: str) -> str:
+def where(name: str) -> str:
+    """How a setting is named to people: `--ssl-cafile (LEADSCORE_SSL_CAFILE)`."""
     return f"{flag(name)} ({env_var(name)})"
 
 
@@ -414,7 +436,7 @@ def _problems(error: ValidationError) -> list[str]:
     for detail in error.errors():
         if detail["type"] == "inconsistent_settings":
             for name, reason in detail["ctx"]["problems"].items():
-                problems.append(f"{_where(name)}: {reason}")
+                problems.append(f"{where(name)}: {reason}")
             continue
         reason = str(detail["ctx"]["error"]) if detail["type"] == "value_error" else detail["msg"]
         if not detail["loc"]:
@@ -425,5 +447,5 @@ def _problems(error: ValidationError) -> list[str]:
         given = detail.get("input")
         if field is not None and not is_secret(field) and isinstance(given, str | int | float):
             reason += f" (got {given!r})"
-        problems.append(f"{_where(name)}: {reason}")
+        problems.append(f"{where(name)}: {reason}")
     return problems

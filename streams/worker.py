@@ -6,12 +6,22 @@ import logging
 import shutil
 
 import faust
+from aiokafka.errors import KafkaError
 
+from scoring.errors import LeadscoreError
 from streams.app import LeadscoreApp
+from streams.settings import Settings, where
+
+
+class WorkerStopped(LeadscoreError):
+    """The worker stopped on an error of Kafka's (its traceback is in the log above)."""
 
 
 def run(app: LeadscoreApp) -> None:
-    """Run the worker until SIGINT or SIGTERM; then stop cleanly."""
+    """Run the worker until SIGINT or SIGTERM; then stop cleanly.
+
+    Raises WorkerStopped when an error of Kafka's crashed it, after the same clean stop.
+    """
     settings = app.settings
     if settings.processing_guarantee == "exactly_once":
         # RocksDB applies table writes at once, also those of a transaction that a crash
@@ -30,4 +40,20 @@ def run(app: LeadscoreApp) -> None:
         app.faust, loglevel=settings.log_level, quiet=True, redirect_stdouts=False
     )
     worker.spinner = None  # its cursor codes would garble what `leadscore dev` prints
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as stopped:
+        if stopped.code and isinstance(worker.crash_reason, KafkaError):
+            raise WorkerStopped(_kafka_failure(settings, worker.crash_reason)) from None
+        raise
+
+
+def _kafka_failure(settings: Settings, error: KafkaError) -> str:
+    if not error.retriable:
+        return f"stopped on an error from Kafka: {error}"
+    return (
+        f"stopped: Kafka at {', '.join(settings.bootstrap_servers)} did not answer in time "
+        f"({error}); what the worker sends waits at most {settings.producer_request_timeout:g} s "
+        f"for its partition's leader ({where('producer_request_timeout')}). No offset was "
+        "committed past what Kafka did not take: start the worker again once Kafka is back."
+    )

@@ -8,14 +8,22 @@ its data and logs in a temporary directory.
     from tests.kafka_server import KafkaServer
 
     with KafkaServer() as kafka:
-        use(kafka.bootstrap_servers)  # "127.0.0.1:PORT"
+        use(kafka.bootstrap_servers)  # "127.0.0.1:PORT", PLAINTEXT
+        use(kafka.sasl_ssl_bootstrap_servers, kafka.ssl_cafile,  # SASL_SSL, SCRAM-SHA-512
+            kafka.sasl_username, kafka.sasl_password)
+        kafka.halt()    # the broker process stops (SIGTERM; or SIGKILL), its data stays
+        kafka.resume()  # and starts again on the same ports with the same data
 
 By hand (also the set-up step of the Makefile):
 
     python -m tests.kafka_server install   # fetch the jars, print the libs dir
     python -m tests.kafka_server run       # start a broker until Ctrl-C
 
-Needs Java 17+ and Maven on PATH (``JAVA_HOME`` is honoured for java).  The
+The SASL_SSL listener's certificate is signed by a CA made for the broker
+(``make_ca``, with the ``openssl`` command), and its one SCRAM-SHA-512 user
+is created when the storage is formatted.
+
+Needs Java 17+, Maven and openssl on PATH (``JAVA_HOME`` is honoured for java).  The
 cache root is ``$LEADSCORE_KAFKA_CACHE`` if set, else
 ``${XDG_CACHE_HOME:-~/.cache}/leadscore``; the jars go to
 ``<root>/kafka-<version>/libs``.
@@ -33,6 +41,7 @@ import contextlib
 import ctypes
 import hashlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -62,6 +71,10 @@ STOP_TIMEOUT_S = 10.0
 # collector made no measurable difference: most of the ~2.5 s is Kafka's own.)
 JAVA_OPTS = ("-Xms128m", "-Xmx512m", "-Djava.awt.headless=true")
 
+SASL_MECHANISM = "SCRAM-SHA-512"
+SASL_USERNAME = "leadscore-test"
+CERT_DAYS = "7"
+
 
 class KafkaServerError(RuntimeError):
     """The broker could not be installed, started or reached."""
@@ -87,8 +100,8 @@ def _which(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:
         raise KafkaServerError(
-            f"`{tool}` not found on PATH: the Kafka test broker needs Java 17+ and Maven "
-            "(Debian: apt-get install openjdk-17-jre-headless maven)"
+            f"`{tool}` not found on PATH: the Kafka test broker needs Java 17+, Maven and "
+            "openssl (Debian: apt-get install openjdk-17-jre-headless maven openssl)"
         )
     return path
 
@@ -166,10 +179,16 @@ def _stop_all() -> None:
 class KafkaServer:
     """A single-node KRaft broker (broker and controller in one JVM) on 127.0.0.1.
 
+    Two listeners: PLAINTEXT (``bootstrap_servers``) and SASL_SSL with
+    SCRAM-SHA-512 (``sasl_ssl_bootstrap_servers``: one user, ``sasl_username``
+    and ``sasl_password``, and a certificate for 127.0.0.1 signed by the CA in
+    ``ssl_cafile``).
+
     ``start()`` returns once the broker answers a metadata request with itself
     in the broker list; ``stop()`` kills it and deletes its data.  Both are
-    also run by the context manager.  ``extra_config`` adds or overrides
-    server.properties entries.
+    also run by the context manager.  ``halt()`` stops the broker's process
+    but keeps its data and ports, ``resume()`` starts it again on them.
+    ``extra_config`` adds or overrides server.properties entries.
     """
 
     def __init__(
@@ -185,6 +204,8 @@ class KafkaServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmp: Path | None = None
         self._port: int | None = None
+        self._sasl_ssl_port: int | None = None
+        self._sasl_password = secrets.token_urlsafe(16)
 
     # -- public API --------------------------------------------------------
 
@@ -195,11 +216,44 @@ class KafkaServer:
         return f"127.0.0.1:{self._port}"
 
     @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        """The SASL_SSL listener, "127.0.0.1:PORT": SCRAM-SHA-512 over TLS."""
+        if self._sasl_ssl_port is None:
+            raise KafkaServerError("the Kafka broker is not running")
+        return f"127.0.0.1:{self._sasl_ssl_port}"
+
+    @property
+    def ssl_cafile(self) -> Path:
+        """The PEM certificate of the CA that signed the SASL_SSL listener's certificate."""
+        return self._files / "tls" / "ca.pem"
+
+    @property
+    def sasl_mechanism(self) -> str:
+        return SASL_MECHANISM
+
+    @property
+    def sasl_username(self) -> str:
+        return SASL_USERNAME
+
+    @property
+    def sasl_password(self) -> str:
+        return self._sasl_password
+
+    @property
     def log_file(self) -> Path:
         """The broker's log4j log (exists while the broker runs)."""
+        return self._files / "logs" / "server.log"
+
+    @property
+    def running(self) -> bool:
+        """Whether the broker's process is up (started, and neither halted nor stopped)."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def _files(self) -> Path:
         if self._tmp is None:
             raise KafkaServerError("the Kafka broker is not running")
-        return self._tmp / "logs" / "server.log"
+        return self._tmp
 
     def start(self) -> KafkaServer:
         if self._proc is not None:
@@ -213,11 +267,11 @@ class KafkaServer:
             for attempt in range(3):  # a free port can be taken before the broker binds it
                 self._tmp = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
                 (self._tmp / "owner.pid").write_text(str(os.getpid()))
-                port, controller_port = _free_ports(2)
-                config = self._write_config(port, controller_port)
+                port, sasl_ssl_port, controller_port = _free_ports(3)
+                config = self._write_config(port, sasl_ssl_port, controller_port)
                 self._format_storage(java, classpath, config)
                 self._launch(java, classpath, config)
-                self._port = port
+                self._port, self._sasl_ssl_port = port, sasl_ssl_port
                 try:
                     self._wait_until_ready()
                     return self
@@ -233,21 +287,40 @@ class KafkaServer:
 
     def stop(self) -> None:
         """Terminate the broker (SIGTERM, then SIGKILL) and delete its files."""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                proc.wait()
+        self.halt()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
         self._tmp = None
-        self._port = None
+        self._port = self._sasl_ssl_port = None
         _running.discard(self)
+
+    def halt(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Stop the broker's process, with `sig` (SIGTERM: a controlled shutdown, SIGKILL
+        after STOP_TIMEOUT_S; SIGKILL: a crash); its data, ports and users stay for
+        ``resume()``. Returns once the process is gone."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait()
+
+    def resume(self) -> KafkaServer:
+        """Start the halted broker again: the same ports, log dirs and users, no reformat.
+        Returns once it answers, as ``start()`` does."""
+        if self._tmp is None or self._port is None:
+            raise KafkaServerError("the Kafka broker was never started, or is stopped")
+        if self.running:
+            raise KafkaServerError("the Kafka broker is already running")
+        libs = self._libs or install()
+        self._launch(_which("java"), f"{libs}{os.sep}*", self._tmp / "server.properties")
+        self._wait_until_ready()
+        return self
 
     def __enter__(self) -> KafkaServer:
         return self.start()
@@ -262,19 +335,34 @@ class KafkaServer:
 
     # -- steps -------------------------------------------------------------
 
-    def _write_config(self, port: int, controller_port: int) -> Path:
+    def _write_config(self, port: int, sasl_ssl_port: int, controller_port: int) -> Path:
         assert self._tmp is not None
         (self._tmp / "logs").mkdir()
+        keystore, keystore_password = _broker_keystore(self._tmp / "tls")
+        sasl_ssl = "listener.name.sasl_ssl."
         config = {
             # One JVM is the whole cluster: broker and (static, single-voter) controller.
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{port},SASL_SSL://127.0.0.1:{sasl_ssl_port},"
+            f"CONTROLLER://127.0.0.1:{controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port},"
+            f"SASL_SSL://127.0.0.1:{sasl_ssl_port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": (
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
+            ),
+            # SASL_SSL: SCRAM-SHA-512 users (made by the storage tool) over TLS.
+            f"{sasl_ssl}sasl.enabled.mechanisms": SASL_MECHANISM,
+            f"{sasl_ssl}{SASL_MECHANISM.lower()}.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            f"{sasl_ssl}ssl.keystore.type": "PKCS12",
+            f"{sasl_ssl}ssl.keystore.location": str(keystore),
+            f"{sasl_ssl}ssl.keystore.password": keystore_password,
+            f"{sasl_ssl}ssl.key.password": keystore_password,
             "log.dirs": str(self._tmp / "data"),
             # A single node: every internal topic has one replica.
             "offsets.topic.replication.factor": "1",
@@ -328,9 +416,11 @@ class KafkaServer:
         ]  # fmt: skip
 
     def _format_storage(self, java: str, classpath: str, config: Path) -> None:
+        user = f"{SASL_MECHANISM}=[name={SASL_USERNAME},password={self._sasl_password}]"
         cmd = self._java_cmd(
             java, classpath, "kafka.tools.StorageTool",
             "format", "--config", str(config), "--cluster-id", _cluster_id(),
+            "--add-scram", user,
         )  # fmt: skip
         try:
             done = subprocess.run(
@@ -348,7 +438,7 @@ class KafkaServer:
     def _launch(self, java: str, classpath: str, config: Path) -> None:
         assert self._tmp is not None
         cmd = self._java_cmd(java, classpath, "kafka.Kafka", str(config))
-        with open(self._tmp / "logs" / "stdout.log", "wb") as out:
+        with open(self._tmp / "logs" / "stdout.log", "ab") as out:
             self._proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 cwd=self._tmp, start_new_session=True, preexec_fn=_DIE_WITH_PARENT,
@@ -356,6 +446,7 @@ class KafkaServer:
 
     def _wait_until_ready(self) -> None:
         assert self._proc is not None and self._port is not None
+        assert self._sasl_ssl_port is not None
         deadline = time.monotonic() + self._start_timeout
         problem = "no answer"
         while time.monotonic() < deadline:
@@ -363,6 +454,7 @@ class KafkaServer:
                 raise KafkaServerError(f"the Kafka broker exited with {code}:\n{self._logs()}")
             try:
                 if _metadata_brokers(self._port) > 0:
+                    socket.create_connection(("127.0.0.1", self._sasl_ssl_port), 2).close()
                     return
                 problem = "metadata lists no broker yet"
             except OSError as e:
@@ -400,6 +492,58 @@ def _free_ports(n: int) -> list[int]:
         for s in socks:
             s.bind(("127.0.0.1", 0))
         return [s.getsockname()[1] for s in socks]
+
+
+def make_ca(directory: Path, name: str = "leadscore test CA") -> tuple[Path, Path]:
+    """A new self-signed CA in `directory`: its certificate (PEM) and its key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "ca.pem", directory / "ca.key"
+    _openssl(
+        "req", "-x509", *_NEW_KEY, "-nodes", "-days", CERT_DAYS, "-subj", f"/CN={name}",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout", str(key), "-out", str(cert),
+    )  # fmt: skip
+    return cert, key
+
+
+def _broker_keystore(directory: Path) -> tuple[Path, str]:
+    """A CA (``ca.pem``) and a PKCS#12 keystore with the broker's certificate for
+    127.0.0.1 and localhost, signed by it; returns the keystore and its password."""
+    ca_cert, ca_key = make_ca(directory)
+    key, request = directory / "broker.key", directory / "broker.csr"
+    cert, extensions = directory / "broker.pem", directory / "broker.ext"
+    extensions.write_text(
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+    )
+    _openssl("req", "-new", *_NEW_KEY, "-nodes", "-subj", "/CN=127.0.0.1",
+             "-keyout", str(key), "-out", str(request))  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", str(request), "-CA", str(ca_cert), "-CAkey", str(ca_key),
+        "-set_serial", str(secrets.randbits(63)), "-days", CERT_DAYS,
+        "-extfile", str(extensions), "-out", str(cert),
+    )  # fmt: skip
+    keystore, password = directory / "broker.p12", secrets.token_urlsafe(16)
+    _openssl("pkcs12", "-export", "-in", str(cert), "-inkey", str(key), "-certfile",
+             str(ca_cert), "-name", "broker", "-out", str(keystore),
+             "-passout", f"pass:{password}")  # fmt: skip
+    return keystore, password
+
+
+_NEW_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
+
+
+def _openssl(*args: str) -> None:
+    done = subprocess.run(
+        [_which("openssl"), *args], capture_output=True, text=True, check=False, timeout=60
+    )
+    if done.returncode != 0:
+        raise KafkaServerError(
+            f"openssl {args[0]} failed (exit {done.returncode}):\n{_tail(done.stderr)}"
+        )
 
 
 def _cluster_id() -> str:

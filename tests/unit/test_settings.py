@@ -84,6 +84,7 @@ def test_defaults() -> None:
         "webhook_url": None,
         "webhook_attempts": 5,
         "webhook_dlq_topic": "sales-alerts-webhook-dlq",
+        "producer_request_timeout": 90.0,
         "commit_interval": 2.8,
         "log_level": "info",
     }
@@ -250,6 +251,13 @@ def test_bad_broker_rejected(broker: str) -> None:
     assert "--broker (LEADSCORE_BROKER)" in problems_of("--broker", broker)
 
 
+@pytest.mark.parametrize("seconds", ["0", "-1"])
+def test_producer_request_timeout_must_be_positive(seconds: str) -> None:
+    assert "--producer-request-timeout (LEADSCORE_PRODUCER_REQUEST_TIMEOUT)" in problems_of(
+        "--producer-request-timeout", seconds
+    )
+
+
 def samples(tmp_path: Path) -> dict[str, tuple[str, Any]]:
     """For every field: a valid non-default value as text, and the value it parses to."""
     ca, cert, key = tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem"
@@ -287,6 +295,7 @@ def samples(tmp_path: Path) -> dict[str, tuple[str, Any]]:
         "webhook_url": ("http://127.0.0.1:9/hook", "http://127.0.0.1:9/hook"),
         "webhook_attempts": ("3", 3),
         "webhook_dlq_topic": ("hook-dlq", "hook-dlq"),
+        "producer_request_timeout": ("15", 15.0),
         "commit_interval": ("0.5", 0.5),
         "log_level": ("debug", "debug"),
     }
@@ -389,6 +398,30 @@ def test_kafka_python_accepts_the_config(tmp_path: Path) -> None:
         "--security-protocol", "SASL_SSL", "--sasl-username", "u", "--sasl-password", "p"
     )
     assert set(settings.kafka_python_config()) <= set(KafkaProducer.DEFAULT_CONFIG)
+
+
+def test_aiokafka_config_plaintext_and_sasl_ssl() -> None:
+    import inspect
+    import ssl
+
+    from aiokafka.conn import create_conn
+
+    assert Settings().aiokafka_config() == {"security_protocol": "PLAINTEXT"}
+    config = load(
+        "--security-protocol", "SASL_SSL",
+        "--sasl-mechanism", "SCRAM-SHA-512",
+        "--sasl-username", "svc",
+        "--sasl-password", PASSWORD,
+    ).aiokafka_config()  # fmt: skip
+    context = config.pop("ssl_context")
+    assert isinstance(context, ssl.SSLContext) and context.check_hostname
+    assert config == {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "svc",
+        "sasl_plain_password": PASSWORD,
+    }
+    assert {"ssl_context", *config} <= set(inspect.signature(create_conn).parameters)
 
 
 def test_faust_credentials_plaintext_and_sasl() -> None:
