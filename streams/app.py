@@ -21,7 +21,7 @@ from streams.producer import use_topic_tracking_producer
 from streams.settings import Settings
 from streams.store import LeadStore
 from streams.topics import funnel_topic, repartition_topic
-from streams.transactions import Transaction
+from streams.transactions import Transaction, TransactionalTableManager
 from streams.tuning import tune_for_embedded_broker
 
 PRODUCER_LINGER_S = 0.005
@@ -117,6 +117,10 @@ def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
         # A few ms of linger make batches of the records an agent sends one by one.
         producer_linger=PRODUCER_LINGER_S,
         Monitor=LeanMonitor,
+        # Exactly once, the changelogs are written in transactions (streams.transactions).
+        TableManager=TransactionalTableManager
+        if settings.processing_guarantee == "exactly_once"
+        else "faust.tables:TableManager",
         producer_request_timeout=settings.producer_request_timeout,
     )
     if settings.broker_kind == "embedded":

@@ -184,8 +184,9 @@ class Settings(BaseSettings):
         5.0,
         gt=0,
         le=300,
-        description="seconds between batches of lead-scores snapshots (the latest of each "
-        "lead that changed)",
+        description="the longest a changed lead waits for its lead-scores snapshot: each "
+        "flush of state (every offset commit, and at least this often) sends the latest of "
+        "each lead that changed",
     )
     api_token: SecretStr | None = Field(
         None,

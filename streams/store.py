@@ -6,14 +6,15 @@ than scoring the message. So the scorer and the funnel keep what they change
 in memory: the decoded lead states, the funnel totals, the recent
 transitions and the mql entry times. Once before each offset commit (the
 hook is `streams.consumer.use_before_commit`) every changed value goes to
-RocksDB in one write batch per table partition and to the table's changelog
-in record batches. A lead that changed ten times since the last commit is
-written once. The changed leads' score snapshots go to `lead-scores` every
-few seconds (`LEADSCORE_SCORES_INTERVAL`), the latest of each.
+the table's changelog in record batches and, once Kafka has them, to RocksDB
+in one write batch per table partition. A lead that changed ten times since the last commit is
+written once, and its latest score snapshot goes to `lead-scores` in the
+same flush (flushes also come every `LEADSCORE_SCORES_INTERVAL` without a
+commit).
 
 Nothing is lost by waiting: until the flush is acknowledged no offset is
-committed, so after a crash the messages are read again and applied again
-(dedupe by messageId keeps that exact for lead state). A flush first waits
+committed, so after a crash the messages are read again, and those the
+flushed state already holds are skipped by position (`scoring.state`). A flush first waits
 for every record the scorer sent before it, so a state is never durable
 before the transitions it caused. The tables stay Faust's own: each is
 recovered from its changelog after a restart or rebalance.
@@ -26,7 +27,7 @@ With exactly_once (`streams.transactions`) the changes wait for the offset
 commit, which sends them inside the worker's transaction and commits it with
 the offsets; RocksDB gets them only once the transaction has committed, so
 it never holds state that a rebalance's abort takes back. The snapshots go
-out as at least once, outside the transaction.
+in the transaction too.
 """
 
 from __future__ import annotations
@@ -75,8 +76,6 @@ class LeadStore:
         self.states: dict[bytes, LeadState] = {}
         self.changed = Changes()
         self.flushing = Changes()
-        # Leads changed since their last snapshot went to `lead-scores`.
-        self.unpublished: dict[bytes, tuple[int, LeadState]] = {}
         # Deliveries of what the scorer sent since the last flush (see `sent`).
         self.deliveries: list[Awaitable[Any]] = []
         # (topic, partition) -> offset of the last record whose effects are durable.
@@ -135,30 +134,24 @@ class LeadStore:
         self.states.clear()
         self.deliveries.clear()
 
-    async def flush(self, *, publish: bool = False) -> None:
-        """Make every change durable; with `publish`, send the changed leads' snapshots.
-        With exactly_once the changes wait for `commit`: this only publishes."""
-        if self.transaction is not None:
-            if publish:
-                async with self.lock:
-                    await self._flush(Changes(), publish, pending=self.changed.leads)
-            return
-        await self._durable(publish)
+    async def flush(self) -> None:
+        """Make every change durable, and send the changed leads' snapshots (at least once;
+        with exactly_once the changes wait for `commit`, and this does nothing)."""
+        if self.transaction is None:
+            await self._durable()
 
     async def commit(self, offsets: Mapping[TP, int]) -> None:
-        """Exactly once: every change and `offsets` (the next records to read) in the
-        worker's transaction, committed (`streams.transactions`)."""
+        """Exactly once: every change, its snapshots and `offsets` (the next records to
+        read) in the worker's transaction, committed (`streams.transactions`)."""
         assert self.transaction is not None
-        await self._durable(False, partial(self.transaction.commit, offsets))
+        await self._durable(partial(self.transaction.commit, offsets))
 
-    async def _durable(
-        self, publish: bool, commit: Callable[[], Awaitable[None]] | None = None
-    ) -> None:
+    async def _durable(self, commit: Callable[[], Awaitable[None]] | None = None) -> None:
         async with self.lock:  # commits of several partitions may ask at once
             self.flushing, self.changed = self.changed, Changes()
             handled = dict(self.app.positions)
             try:
-                await self._flush(self.flushing, publish, commit=commit)
+                await self._flush(self.flushing, commit)
                 self.durable = handled
             except BaseException:
                 self.changed.leads = {**self.flushing.leads, **self.changed.leads}
@@ -168,18 +161,16 @@ class LeadStore:
                 self.flushing = Changes()
 
     async def _flush(
-        self,
-        changes: Changes,
-        publish: bool,
-        commit: Callable[[], Awaitable[None]] | None = None,
-        pending: Mapping[bytes, tuple[int, LeadState]] | None = None,
+        self, changes: Changes, commit: Callable[[], Awaitable[None]] | None = None
     ) -> None:
-        """The flush: `changes` to the changelogs (through the transaction's producer with
-        `commit`, which then commits), then to RocksDB; with `publish`, the snapshots of
-        the leads changed since the last ones (and of `pending`, not yet durable)."""
+        """The flush: `changes` and the changed leads' snapshots to Kafka (through the
+        transaction's producer with `commit`, which then commits), then to RocksDB.
+
+        The snapshots go with the state that they show: a lead made durable has its
+        snapshot sent, so a crash cannot leave `lead-scores` behind a lead that then
+        changes no more."""
         await self._delivered()
-        self.unpublished.update(changes.leads)
-        if not changes and commit is None and not (publish and (self.unpublished or pending)):
+        if not changes and commit is None:
             return
         app = self.app
         rules = app.rules
@@ -189,21 +180,18 @@ class LeadStore:
         async for lead_key, (partition, state) in _turning(changes.leads.items()):
             _, records = writes.setdefault((app.leads.name, partition), (app.leads, []))
             records.append((lead_key, encode_state(state)))
-        if publish:
-            unpublished, self.unpublished = {**self.unpublished, **(pending or {})}, {}
-            async for lead_key, (partition, state) in _turning(unpublished.items()):
-                snapshot = snapshot_json(state, rules)
-                snapshots.setdefault(partition, []).append((lead_key, snapshot))
+            snapshots.setdefault(partition, []).append((lead_key, snapshot_json(state, rules)))
         for (name, key), (table, partition, value) in changes.values.items():
             _, records = writes.setdefault((name, partition), (table, []))
             records.append((key, value() if callable(value) else value))
 
         kafka = app.faust.producer._ensure_producer()  # type: ignore[attr-defined]
-        changelogs = kafka if self.transaction is None else await self.transaction.producer()
+        if self.transaction is not None:
+            kafka = await self.transaction.producer()
         sending: list[tuple[Table | None, int, Awaitable[Any]]] = []
         for (_, partition), (table, records) in writes.items():
             changelog = table.changelog_topic.get_topic_name()
-            for future in await _send(changelogs, changelog, partition, records):
+            for future in await _send(kafka, changelog, partition, records):
                 sending.append((table, partition, future))
         scores = app.scores.get_topic_name()
         for partition, records in snapshots.items():

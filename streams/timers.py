@@ -64,16 +64,15 @@ def register(app: LeadscoreApp) -> None:
 
     @faust_app.timer(interval=app.settings.scores_interval)
     async def publish_scores() -> None:
-        """The latest snapshot of each lead changed since the last batch: one per lead,
-        however often it changed (a snapshot per message would double what the worker
-        produces). Outside any transaction: a crash can leave a lead's snapshot behind
-        its state until its next change."""
-        await app.store.flush(publish=True)
+        """At least once: a flush, whose snapshots go out with the state they show (the
+        latest of each lead changed since the last flush, however often it changed),
+        also when no offset commit comes. Exactly once, each commit publishes them."""
+        await app.store.flush()
 
     @faust_app.on_before_shutdown.connect
-    async def last_scores(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        # Faust has committed (and so flushed the state) by now; the snapshots are left.
-        await app.store.flush(publish=True)
+    async def last_flush(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Faust has committed (and so flushed the state and its snapshots) by now.
+        await app.store.flush()
         if app.transaction is not None:
             await app.transaction.stop()
 
@@ -87,7 +86,7 @@ def register(app: LeadscoreApp) -> None:
                 await app.transaction.abort()
                 app.store.discard()
         # Leads may move to another worker: what changed goes to the table first.
-        await app.store.flush(publish=True)
+        await app.store.flush()
         app.store.clear()
         app.funnel_cache.clear()
 

@@ -43,6 +43,8 @@ from typing import Any
 
 from aiokafka.structs import OffsetAndMetadata
 from aiokafka.structs import TopicPartition as KafkaTP
+from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
 from faust.types import TP
 
 from streams.producer import TopicTrackingProducer
@@ -115,3 +117,40 @@ def _worker_id(data_dir: Path) -> str:
         data_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(uuid.uuid4().hex[:12])
     return path.read_text().strip()
+
+
+class _InTransaction:
+    """The app as the changelog recovery of a transactional worker sees it."""
+
+    in_transaction = True
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._app, name)
+
+
+class RecoveryPastMarkers(Recovery):
+    """Faust's changelog recovery, for changelogs written in transactions.
+
+    A committed transaction ends each partition it wrote with a commit marker,
+    an offset no record has, so a recovery that waits for the partition's end
+    offset waits for ever. Faust's recovery looks past it (once the consumer's
+    position is there) only when the app runs Faust's own exactly-once, which
+    it asks the app; this recovery asks an app that says so.
+    """
+
+    def __init__(self, app: Any, tables: Any, **kwargs: Any) -> None:
+        super().__init__(_InTransaction(app), tables, **kwargs)  # type: ignore[arg-type]  # a view
+
+
+class TransactionalTableManager(TableManager):
+    """Faust's table manager, recovering with `RecoveryPastMarkers` (the app's
+    `TableManager` setting, with exactly_once)."""
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = RecoveryPastMarkers(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery

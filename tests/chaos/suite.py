@@ -1,0 +1,385 @@
+"""The chaos suite: workers killed with SIGKILL while a producer runs, and a verifier.
+
+Modelled on Kafka Streams' exactly-once system test. A seeded file of
+generated messages (event times a year ahead, so the wall-clock decay sweep
+stays out of the run; it has its own tests) is produced at a steady pace to
+a real Apache Kafka while W workers of one consumer group score it. Every
+few seconds one worker, chosen at random, is killed with SIGKILL and started
+again: mostly after 0.5-3 s, sometimes after 8-15 s so that its partitions
+move to the others, and sometimes with its data directory wiped, so that its
+state comes from the changelogs. A tenth of the leads are keyed by another
+lead's key, so their messages take the repartition topic. Once the producer
+and the kills are done and the group has committed every input offset, the
+workers stop (SIGTERM: the last snapshots go out), and the verifier compares
+the transitions topic (read committed with exactly_once) with `leadscore
+replay` of the same file, id by id and field by field, and each lead's last
+`lead-scores` snapshot with replay's. The last line it prints:
+
+    lost L, unexpected U, duplicates D, wrong payloads P
+
+Run it (it starts its own Kafka; see README, "Delivery guarantees"):
+
+    .venv/bin/python -m tests.chaos.suite --kills 20 --workers 2 --messages 100000
+    .venv/bin/python -m tests.chaos.suite --guarantee exactly_once ...
+
+Its exit status is 1 on any loss, unexpected transition or wrong payload, and
+with exactly_once on any duplicate too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
+from scoring import Transition, load_rules, snapshot
+from scoring.replay import Replay
+from streams.traffic import generate
+from tests.integration.harness import Deployment, WorkerProcess, lead_of
+from tests.kafka_server import KafkaServer
+
+
+@dataclass
+class Run:
+    """One chaos run's parameters."""
+
+    messages: int = 20_000
+    leads: int = 1_000
+    workers: int = 2
+    kills: int = 4
+    guarantee: str = "at_least_once"
+    partitions: int = 4
+    seed: int = 1
+    seconds: float = 40.0  # how long the producer takes
+    log: list[str] = field(default_factory=list)
+
+    def say(self, line: str) -> None:
+        self.log.append(line)
+        print(line, flush=True)
+
+
+@dataclass
+class Verdict:
+    lost: int
+    unexpected: int
+    duplicates: int
+    wrong_payloads: int
+    examples: list[str]
+    # The most records of one partition durable but not committed, seen on /metrics.
+    most_uncommitted: float = 0.0
+
+    @property
+    def line(self) -> str:
+        return (
+            f"lost {self.lost}, unexpected {self.unexpected}, duplicates {self.duplicates}, "
+            f"wrong payloads {self.wrong_payloads}"
+        )
+
+    def exact(self, guarantee: str) -> bool:
+        failed = self.lost or self.unexpected or self.wrong_payloads
+        return not failed and not (guarantee == "exactly_once" and self.duplicates)
+
+
+def traffic(run: Run) -> list[str]:
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=365)
+    return [
+        json.dumps(message)
+        for message in generate(run.messages, run.leads, seed=run.seed, start=start, span_days=30)
+    ]
+
+
+def chaos(kafka: KafkaServer, root: Path, run: Run) -> Verdict:
+    """Produce, kill and restart, drain, stop; then verify."""
+    deployment = Deployment(kafka, root, partitions=run.partitions, guarantee=run.guarantee)
+    lines = traffic(run)
+    rng = random.Random(run.seed)
+    leads = sorted({lead for line in lines if (lead := lead_of(line.encode()))})
+    strays = {lead: rng.choice(leads) for lead in rng.sample(leads, len(leads) // 10)}
+    settings = {"LEADSCORE_COMMIT_INTERVAL": "1", "LEADSCORE_SCORES_INTERVAL": "2"}
+    workers = [deployment.worker(f"w{n}", **settings) for n in range(run.workers)]
+    for worker in workers:
+        worker.start()
+    try:
+        for worker in workers:
+            worker.wait_ready(timeout=120)
+        producing = threading.Thread(
+            target=produce, args=(deployment, lines, strays, run.seconds), daemon=True
+        )
+        producing.start()
+        watching = Watch(workers)
+        watching.start()
+        kill_and_restart(deployment, workers, run, rng, settings)
+        producing.join()
+        drain(deployment, workers, run)
+        watching.stop()
+        for worker in workers:
+            code = worker.stop(timeout=90)
+            if code != 0:
+                run.say(f"{worker.name} stopped with {code}:\n{worker.log_tail(30)}")
+    finally:
+        for worker in workers:
+            worker.kill()
+    verdict = verify(deployment, lines, run)
+    verdict.most_uncommitted = watching.most
+    run.say(f"at most {watching.most:,.0f} records of a partition durable but not committed "
+            f"(commit interval 1 s, {len(lines) / run.seconds / run.partitions:,.0f} "
+            "records/s per partition)")  # fmt: skip
+    return verdict
+
+
+class Watch(threading.Thread):
+    """Reads the workers' `leadscore_uncommitted_records` every half second."""
+
+    def __init__(self, workers: list[WorkerProcess]) -> None:
+        super().__init__(daemon=True)
+        self.workers = workers  # the list the kills update in place
+        self.most = 0.0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            for worker in list(self.workers):
+                try:
+                    url = f"http://127.0.0.1:{worker.port}/metrics"
+                    with urllib.request.urlopen(url, timeout=2) as answer:
+                        text = answer.read().decode()
+                except OSError:
+                    continue  # killed, or not up yet
+                for line in text.splitlines():
+                    if line.startswith("leadscore_uncommitted_records{"):
+                        self.most = max(self.most, float(line.rsplit(" ", 1)[1]))
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+
+
+def produce(
+    deployment: Deployment, lines: list[str], strays: dict[str, str], seconds: float
+) -> None:
+    """Every line, keyed by its lead (or the stray key), at a steady pace over `seconds`."""
+    producer = KafkaProducer(
+        bootstrap_servers=deployment.kafka.bootstrap_servers, acks="all", linger_ms=5
+    )
+    started = time.monotonic()
+    per_line = seconds / max(1, len(lines))
+    for number, line in enumerate(lines):
+        lead = lead_of(line.encode())
+        key = strays.get(lead, lead) if lead else None
+        producer.send(
+            deployment.input_topic, key=key.encode() if key else None, value=line.encode()
+        )
+        ahead = started + number * per_line - time.monotonic()
+        if ahead > 0.005:
+            time.sleep(ahead)
+    producer.flush()
+    producer.close()
+
+
+def kill_and_restart(
+    deployment: Deployment,
+    workers: list[WorkerProcess],
+    run: Run,
+    rng: random.Random,
+    settings: dict[str, str],
+) -> None:
+    between = run.seconds / (run.kills + 1)
+    for kill in range(1, run.kills + 1):
+        time.sleep(rng.uniform(0.5, 1.5) * between)
+        index = rng.randrange(len(workers))
+        victim = workers[index]
+        victim.kill()
+        wiped = rng.random() < 0.3
+        if wiped:
+            shutil.rmtree(victim.root / "data", ignore_errors=True)
+        pause = rng.uniform(8, 15) if rng.random() < 0.25 else rng.uniform(0.5, 3)
+        run.say(f"kill {kill}: {victim.name}, data dir {'wiped' if wiped else 'kept'}, "
+                f"back after {pause:.1f} s")  # fmt: skip
+        time.sleep(pause)
+        workers[index] = deployment.worker(victim.name, **settings).start()
+
+
+def drain(
+    deployment: Deployment, workers: list[WorkerProcess], run: Run, timeout: float = 300.0
+) -> None:
+    """Until the group has committed every record of the input and repartition topics
+    (every committed one: read committed, the offsets of aborted records and of
+    transaction markers are never a consumer's to commit)."""
+    topics = [deployment.input_topic, f"{deployment.app_id}-lead-events-by-lead"]
+    tps = [TopicPartition(topic, p) for topic in topics for p in range(run.partitions)]
+    admin = KafkaAdminClient(bootstrap_servers=deployment.kafka.bootstrap_servers)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            ends = visible_ends(deployment, tps)
+            committed = admin.list_group_offsets({deployment.app_id: tps}).get(
+                deployment.app_id, {}
+            )
+            behind = {
+                f"{tp.topic}[{tp.partition}]": (
+                    committed[tp].offset if tp in committed else None,
+                    end,
+                )
+                for tp, end in ends.items()
+                if end and (tp not in committed or committed[tp].offset < end)
+            }
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                tails = "\n".join(worker.log_tail(20) for worker in workers)
+                raise TimeoutError(
+                    f"not drained in {timeout:g} s: (committed, end) {behind}\n{tails}"
+                )
+            time.sleep(1)
+    finally:
+        admin.close()
+
+
+def visible_ends(deployment: Deployment, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """Per partition, the offset after its last record a read_committed consumer gets."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=deployment.kafka.bootstrap_servers,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+    )
+    try:
+        consumer.assign(tps)
+        stable = consumer.end_offsets(tps)
+        ends: dict[TopicPartition, int] = {}
+        for tp in tps:
+            # The last committed record lies within the last few batches before the end.
+            consumer.seek(tp, max(0, stable[tp] - 2000))
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < stable[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise TimeoutError("partitions not read to their end")
+            for tp, batch in consumer.poll(timeout_ms=500).items():
+                ends[tp] = batch[-1].offset + 1
+        return {tp: ends.get(tp, 0) for tp in tps}
+    finally:
+        consumer.close()
+
+
+def read_all(
+    deployment: Deployment, topic: str, read_committed: bool
+) -> list[tuple[bytes | None, bytes | None]]:
+    """Every record of `topic`, from the start to its end now."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=deployment.kafka.bootstrap_servers,
+        isolation_level="read_committed" if read_committed else "read_uncommitted",
+        enable_auto_commit=False,
+    )
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        records: list[tuple[bytes | None, bytes | None]] = []
+        deadline = time.monotonic() + 120
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic} not read to its end")
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend((record.key, record.value) for record in batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def verify(deployment: Deployment, lines: list[str], run: Run) -> Verdict:
+    rules = load_rules()
+    replay = Replay(rules)
+    expected = {t.transition_id: t for t in replay.feed(lines) if isinstance(t, Transition)}
+    want_snapshots = {
+        lead.encode(): json.loads(snapshot(state, rules).model_dump_json())
+        for lead, state in replay.states.items()
+    }
+    eos = run.guarantee == "exactly_once"
+    records = read_all(deployment, deployment.transitions_topic, read_committed=eos)
+    got = [Transition.model_validate_json(value) for _, value in records if value]
+    copies = Counter(t.transition_id for t in got)
+    examples: list[str] = []
+    lost = [tid for tid in expected if tid not in copies]
+    unexpected = [t for t in got if t.transition_id not in expected]
+    wrong = {
+        t.transition_id
+        for t in got
+        if t.transition_id in expected and t != expected[t.transition_id]
+    }
+    duplicates = sum(n - 1 for tid, n in copies.items() if tid in expected)
+    for tid in lost[:5]:
+        t = expected[tid]
+        examples.append(f"lost: {t.lead_id} {t.from_stage}>{t.to_stage} on {t.message_id}")
+    for t in unexpected[:5]:
+        examples.append(f"unexpected: {t.lead_id} {t.from_stage}>{t.to_stage} on {t.message_id} "
+                        f"engagement {t.engagement_score}")  # fmt: skip
+    for tid in sorted(wrong)[:5]:
+        want = expected[tid].model_dump(mode="json")
+        seen = next(t for t in got if t.transition_id == tid).model_dump(mode="json")
+        fields = {k: (seen.get(k), want[k]) for k in want if seen.get(k) != want[k]}
+        examples.append(f"wrong payload: {expected[tid].lead_id} (stream, replay) {fields}")
+
+    scores = read_all(deployment, deployment.scores_topic, read_committed=eos)
+    latest = {key: json.loads(value) for key, value in scores if key is not None and value}
+    stale = [lead for lead, want in want_snapshots.items() if latest.get(lead) != want]
+    for lead in stale[:5]:
+        seen = latest.get(lead) or {}
+        want = want_snapshots[lead]
+        keys = ("stage", "fit_score", "engagement_score", "as_of")
+        fields = {k: (seen.get(k), want[k]) for k in keys if seen.get(k) != want[k]}
+        examples.append(f"wrong snapshot: {lead.decode()} (stream, replay) {fields}")
+    run.say(f"{len(lines):,} messages, {len(expected):,} transitions expected, {len(got):,} read, "
+            f"{len(want_snapshots):,} leads")  # fmt: skip
+    return Verdict(len(lost), len(unexpected), duplicates, len(wrong) + len(stale), examples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--leads", type=int, default=3_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument(
+        "--guarantee", choices=["at_least_once", "exactly_once"], default="at_least_once"
+    )
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="producer's duration (default: 1 s per 1,000 messages)",
+    )
+    args = parser.parse_args(argv)
+    run = Run(messages=args.messages, leads=args.leads, workers=args.workers, kills=args.kills,
+              guarantee=args.guarantee, partitions=args.partitions, seed=args.seed,
+              seconds=args.seconds or args.messages / 1_000)  # fmt: skip
+    started = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="leadscore-chaos-"))
+    print(f"workers' logs and data in {root} (removed if the run is exact)")
+    with KafkaServer() as kafka:
+        verdict = chaos(kafka, root, run)
+    if verdict.exact(run.guarantee):
+        shutil.rmtree(root)
+    for example in verdict.examples:
+        print(example)
+    took = time.monotonic() - started
+    print(f"{args.guarantee}, {run.workers} workers, {run.kills} kills, {took:.0f} s")
+    print(verdict.line)
+    return 0 if verdict.exact(run.guarantee) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
