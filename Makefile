@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup run replay test lint kafka chromium schemas bench
+.PHONY: setup run replay test lint kafka chromium schemas bench chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,3 +46,8 @@ schemas: setup
 
 bench: setup
 	$(BIN)/python benchmarks/replay_throughput.py
+
+# The long chaos run: 20 SIGKILLs over 2 workers while 100,000 messages arrive, per guarantee.
+chaos: setup kafka
+	$(BIN)/python -m tests.chaos.suite --kills 20 --messages 100000 --guarantee at_least_once
+	$(BIN)/python -m tests.chaos.suite --kills 20 --messages 100000 --guarantee exactly_once
