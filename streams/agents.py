@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from faust.types import TopicT
 
 from scoring import (
     LeadState,
@@ -90,7 +89,7 @@ class Scorer:
         if record.partition != owner:
             # The record's key was not its lead: on to the lead's partition, with where it
             # was read, which tells the lead a re-read forward from a new message.
-            await self._emit(
+            await self.app.emit(
                 self.app.repartition,
                 lead_key,
                 record.value,
@@ -133,9 +132,9 @@ class Scorer:
         app, store = self.app, self.store
         for transition in transitions:
             self.metrics.transitions[transition.from_stage, transition.to_stage] += 1
-            await self._emit(app.transitions, lead_key, _json(transition))
+            await self.app.emit(app.transitions, lead_key, _json(transition))
             if transition.to_stage is Stage.SQL:
-                await self._emit(app.alerts, lead_key, _json(sales_alert(transition)))
+                await self.app.emit(app.alerts, lead_key, _json(sales_alert(transition)))
         store.put(lead_key, partition, state)
         if transitions:
             recent = _newest_first(transitions, store.table_get(app.recent, lead_key, partition))
@@ -160,19 +159,7 @@ class Scorer:
             original_value=record.value,
             rejected_at=datetime.fromtimestamp(time.time(), UTC),
         )
-        await self._emit(self.app.dead_letters, record.key, _json(letter))
-
-    async def _emit(
-        self,
-        topic: TopicT,
-        key: bytes | None,
-        value: bytes,
-        partition: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> None:
-        """Send a record the scorer owes downstream; the store's next flush (and so the
-        commit of its message's offset) waits for its delivery and fails without it."""
-        self.store.sent(await self.app.send(topic, key, value, partition, headers))
+        await self.app.emit(self.app.dead_letters, record.key, _json(letter))
 
 
 RECENT_PER_LEAD = 10

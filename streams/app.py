@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,22 +71,25 @@ class LeadscoreApp:
         a transaction holds the outputs of exactly the records whose state it holds."""
         return nullcontext() if self.transaction is None else self.store.lock
 
-    async def send(
+    async def emit(
         self,
         topic: TopicT,
         key: bytes | None,
         value: bytes,
         partition: int | None = None,
         headers: list[tuple[str, bytes]] | None = None,
-    ) -> Awaitable[Any]:
-        """Send a record of a handled record's (in the transaction, with exactly_once);
-        returns its delivery."""
+    ) -> None:
+        """Send a record the scorer owes downstream (in the transaction, with exactly_once);
+        the store's next flush (and so the commit of its message's offset) waits for its
+        delivery and fails without it."""
         if self.transaction is None:
-            return await topic.send(key=key, value=value, partition=partition, headers=headers)
-        kafka = await self.transaction.producer()
-        return await kafka.send(  # type: ignore[no-any-return]
-            topic.get_topic_name(), value, key=key, partition=partition, headers=headers
-        )
+            sending = await topic.send(key=key, value=value, partition=partition, headers=headers)
+        else:
+            kafka = await self.transaction.producer()
+            sending = await kafka.send(
+                topic.get_topic_name(), value, key=key, partition=partition, headers=headers
+            )
+        self.store.sent(sending)
 
 
 def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
