@@ -215,6 +215,12 @@ class Settings(BaseSettings):
         description="seconds between commits of consumed offsets (at-least-once: what a "
         "crash may replay)",
     )
+    shutdown_timeout: Seconds = Field(
+        25.0,
+        description="seconds a clean stop (SIGTERM, SIGINT) may take; then the worker writes "
+        "its threads' stacks to the log and exits at once with code 3, as a kill would (safe "
+        "in both guarantees); keep it below your supervisor's grace period (Kubernetes: 30 s)",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
 
     @field_validator("input_topics", mode="before")

@@ -129,6 +129,20 @@ def exit_status(worker: WorkerProcess, timeout: float) -> int | None:
         return None
 
 
+def restart_and_finish(
+    deployment: Deployment, settings: dict[str, str], after: list[str], want: list[Transition]
+) -> None:
+    """Start w1 again on its data dir, feed `after`, and compare everything with replay."""
+    with deployment.worker("w1", **settings) as worker:
+        worker.wait_ready(timeout=120)
+        feed(deployment, after)
+        got = deployment.transitions(until=len(want), timeout=180)
+        time.sleep(3)  # anything extra would show by now
+        got = deployment.transitions(until=len(got) + 1, timeout=10)
+        assert worker.stop(timeout=60) == 0, worker.log_tail()
+    assert_replay_equals_stream(got, want)
+
+
 def test_a_broker_stopped_mid_stream_for_30_s_is_waited_for(
     deployment: Deployment, tmp_path: Path
 ) -> None:
@@ -182,12 +196,34 @@ def test_a_leader_gone_beyond_the_producer_timeout_stops_the_worker_and_a_restar
     assert "LEADSCORE_PRODUCER_REQUEST_TIMEOUT" in log
 
     broker.resume()
-    with deployment.worker("w1", **timeout) as worker:  # its data dir, as before
-        worker.wait_ready(timeout=120)
-        feed(deployment, after)
-        got = deployment.transitions(until=len(want), timeout=180)
-        time.sleep(3)  # anything extra would show by now
-        got = deployment.transitions(until=len(got) + 1, timeout=10)
-        assert worker.stop(timeout=60) == 0, worker.log_tail()
+    restart_and_finish(deployment, timeout, after, want)
 
-    assert_replay_equals_stream(got, want)
+
+def test_a_stop_that_cannot_finish_ends_at_its_deadline_and_a_restart_recovers(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    broker = deployment.kafka
+    lines = recent_traffic(2000, 80, seed=47)
+    want = replayed(lines, tmp_path)
+    assert len(want) > 20
+    before, after = lines[:1000], lines[1000:]
+    deadline_s = 3.0
+    settings = {"LEADSCORE_SHUTDOWN_TIMEOUT": f"{deadline_s:g}"}
+
+    with deployment.worker("w1", **settings) as worker:
+        worker.wait_ready(timeout=120)
+        feed(deployment, before)
+        broker.halt(signal.SIGKILL)  # its last commit and flush can only wait now
+        assert worker.process is not None
+        worker.process.send_signal(signal.SIGTERM)
+        asked_at = time.monotonic()
+        status = exit_status(worker, deadline_s + 30)
+        stopped_after = time.monotonic() - asked_at
+        log = worker.log_tail(400)
+    assert status == 3, f"exit status {status}:\n{log}"
+    assert deadline_s <= stopped_after < deadline_s + 15, log
+    assert "the worker did not stop in 3 s (--shutdown-timeout (LEADSCORE_SHUTDOWN_TIMEOUT))" in log
+    assert "(most recent call first)" in log  # the stacks, for the report
+
+    broker.resume()
+    restart_and_finish(deployment, settings, after, want)

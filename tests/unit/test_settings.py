@@ -86,6 +86,7 @@ def test_defaults() -> None:
         "webhook_dlq_topic": "sales-alerts-webhook-dlq",
         "producer_request_timeout": 90.0,
         "commit_interval": 2.8,
+        "shutdown_timeout": 25.0,
         "log_level": "info",
     }
     assert load() == Settings()
@@ -297,6 +298,7 @@ def samples(tmp_path: Path) -> dict[str, tuple[str, Any]]:
         "webhook_dlq_topic": ("hook-dlq", "hook-dlq"),
         "producer_request_timeout": ("15", 15.0),
         "commit_interval": ("0.5", 0.5),
+        "shutdown_timeout": ("40", 40.0),
         "log_level": ("debug", "debug"),
     }
 
