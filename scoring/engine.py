@@ -184,6 +184,11 @@ def _datetime(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
+def _brief(note: object, limit: int = 200) -> str:
+    text = " ".join(str(note).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _round(points: float) -> float:
     return round(points, 3) + 0.0  # + 0.0 turns -0.0 into 0.0
 
@@ -436,7 +441,8 @@ class _Work:
                 self.disqualified_by = None
         elif rejected:
             why = message.properties.get("reason")  # type: ignore[union-attr]
-            reason = f"rejected by sales: {why}" if why else "rejected by sales"
+            # A sales decision stands whatever its note; the note is cut to a line's length.
+            reason = f"rejected by sales: {_brief(why)}" if why else "rejected by sales"
             self.move(Stage.DISQUALIFIED, reason, message.messageId)
             self.disqualified_by = "sales"
         elif newly := [r for r in self.disqualifiers if r not in previous_disqualifiers]:

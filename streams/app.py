@@ -20,7 +20,7 @@ from streams.metrics import LeanMonitor, Metrics
 from streams.producer import use_topic_tracking_producer
 from streams.settings import Settings
 from streams.store import LeadStore
-from streams.topics import funnel_topic, repartition_topic
+from streams.topics import MAX_RECORD_BYTES, funnel_topic, repartition_topic
 from streams.transactions import Transaction, TransactionalTableManager
 from streams.tuning import tune_for_embedded_broker
 
@@ -119,6 +119,7 @@ def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
         else socket.gethostname(),
         # A few ms of linger make batches of the records an agent sends one by one.
         producer_linger=PRODUCER_LINGER_S,
+        producer_max_request_size=MAX_RECORD_BYTES,
         Monitor=LeanMonitor,
         # Exactly once, the changelogs are written in transactions (streams.transactions).
         TableManager=TransactionalTableManager

@@ -26,6 +26,11 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
+# The largest record the worker sends (a request of its producer, a dead-letter record):
+# a dead letter of the largest input record Kafka takes by default (1 MB) is 1.4 MB.
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+
+
 def repartition_topic(settings: Settings) -> str:
     """Where records keyed by something other than their lead travel to the lead's partition."""
     return f"{settings.app_id}-lead-events-by-lead"
@@ -46,7 +51,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.alerts_topic, n),
         # One record per lead is all a consumer of scores needs: compact.
         TopicSpec(settings.scores_topic, n, {"cleanup.policy": "compact"}),
-        TopicSpec(settings.dlq_topic, n, retained),
+        # A dead letter carries its record base64-encoded: up to 4/3 of Kafka's largest.
+        TopicSpec(settings.dlq_topic, n, {**retained, "max.message.bytes": str(MAX_RECORD_BYTES)}),
         # Every transition again, on one partition, for the funnel totals.
         TopicSpec(funnel_topic(settings), 1, retained),
         *([TopicSpec(settings.webhook_dlq_topic, n)] if settings.webhook_url else []),

@@ -22,12 +22,10 @@ from streams.traffic import generate
 from tests.integration.harness import LEADSCORE, REPO, Deployment, WorkerProcess, lead_of
 from tests.kafka_server import KafkaServer
 
-# Not a full megabyte: Kafka takes records up to 1,048,588 bytes (message.max.bytes), but
-# the worker's producer sends at most 1,000,000 bytes a request (Faust's default) and a
-# dead letter carries its record base64-encoded (4/3 of it), so the biggest bad record
-# here is one whose dead letter still fits. A bad record of 1,000,000 bytes stops the
-# worker instead (MessageSizeTooLargeError on the dead letter; issue 11).
-BIG = 700_000
+# Just under a megabyte: Kafka takes records up to 1,048,588 bytes (message.max.bytes),
+# and a dead letter carries its record base64-encoded (4/3 of it), which the dead-letter
+# topic and the worker's producer allow (streams.topics.MAX_RECORD_BYTES).
+BIG = 1_000_000
 DEEP = 10_000
 RSS_GROWTH_LIMIT = 300 * 1024 * 1024
 KEYLESS = {"empty", "not an object: null"}  # a record needs a key or a value

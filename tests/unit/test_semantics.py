@@ -1191,3 +1191,11 @@ def test_every_stage_change_is_exactly_one_transition() -> None:
     assert moves(transitions) == [("lead", "mql"), ("mql", "sql"), ("sql", "lead")]
     assert [t.message_id for t in transitions] == ["m1", "q", "c"]
     assert state.stage == Stage.LEAD
+
+
+def test_a_sales_rejection_stands_whatever_its_note_and_the_note_is_cut_to_a_line() -> None:
+    note = "no budget\n" + "x" * 1_000_000
+    state, transitions = apply_all([track("r1", "Lead Rejected", properties={"reason": note})])
+    assert state.stage is Stage.DISQUALIFIED
+    assert transitions[0].reason.startswith("rejected by sales: no budget x")
+    assert len(transitions[0].reason) <= 220 and "\n" not in transitions[0].reason
