@@ -6,6 +6,9 @@ MQL-to-SQL durations as a histogram with 10 buckets per decade (from a
 minute to ten years), so the median is exact to within a bucket, about 12%.
 The latest transitions are kept apart (`Recent`): they change only with a
 transition, the totals also with every batch of new leads.
+
+Exact under re-reads (see `Applied` and `LeadFunnel`): the stream folds each
+transition in once, however often it is read or sent again.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from scoring.state import Stage
 
 DAYS_KEPT = 60
 RECENT_KEPT = 100
+FORWARDED_KEPT = 16  # per lead, the ids of its last transitions the funnel counted
 BUCKETS_PER_DECADE = 10
 SHORTEST_HOURS = 1 / 60  # durations below a minute share the first bucket
 
@@ -54,8 +58,79 @@ class FunnelView(BaseModel):
     mql_to_sql: Conversion
 
 
+class Origin(BaseModel):
+    """Where a transition was read: its `lead-transitions` partition and offset."""
+
+    model_config = ConfigDict(frozen=True)
+
+    partition: int
+    offset: int
+
+
+class Applied(BaseModel):
+    """What an aggregate has folded in, by position, so that a record read again is
+    skipped: the offset of the last funnel record, and per `lead-transitions`
+    partition the offset of the last transition (a transition forwarded again, after
+    the feed's own re-read, carries the same origin). Bounded by the partition count."""
+
+    funnel_offset: int = -1
+    origins: dict[int, int] = Field(default_factory=dict)
+
+    def take(self, funnel_offset: int, origin: Origin | None) -> bool:
+        """True, noting the record as applied, unless it was applied before."""
+        if funnel_offset <= self.funnel_offset:
+            return False
+        self.funnel_offset = funnel_offset
+        if origin is not None:
+            if origin.offset <= self.origins.get(origin.partition, -1):
+                return False
+            self.origins[origin.partition] = origin.offset
+        return True
+
+
+class LeadFunnel(BaseModel):
+    """What the funnel feed keeps per lead: when it entered mql (epoch seconds, to time its
+    way to sql), and the ids of its last transitions counted, so that a transition sent
+    again (at least once, after a crash) is counted once."""
+
+    mql_since: float | None = None
+    forwarded: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def decode(cls, stored: bytes | None) -> LeadFunnel:
+        if stored is None:
+            return cls()
+        if not stored.startswith(b"{"):  # an earlier version kept the time alone
+            return cls(mql_since=float(stored))
+        return cls.model_validate_json(stored)
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    def take(self, transition: Transition) -> bool:
+        """True, noting the transition as counted, unless it was counted before."""
+        if transition.transition_id in self.forwarded:
+            return False
+        self.forwarded = [*self.forwarded[-FORWARDED_KEPT + 1 :], transition.transition_id]
+        return True
+
+    def hours_to_sql(self, transition: Transition) -> float | None:
+        """Follow the lead through `transition`: the hours from mql, if it goes to sql."""
+        if transition.to_stage is Stage.MQL:
+            self.mql_since = transition.occurred_at.timestamp()
+            return None
+        if transition.from_stage is not Stage.MQL:
+            return None
+        entered, self.mql_since = self.mql_since, None
+        if entered is None or transition.to_stage is not Stage.SQL:
+            return None
+        return max(0.0, (transition.occurred_at.timestamp() - entered) / 3600)
+
+
 class Funnel(BaseModel):
     """The running totals (stored as JSON in the stream's funnel table)."""
+
+    applied: Applied = Field(default_factory=Applied)
 
     stages: dict[str, int] = Field(default_factory=lambda: {stage.value: 0 for stage in Stage})
     per_day: dict[str, dict[str, int]] = Field(default_factory=dict)
@@ -114,6 +189,7 @@ class Recent(BaseModel):
     """The latest transitions of all leads, newest last."""
 
     transitions: list[Transition] = Field(default_factory=list)
+    applied: Applied = Field(default_factory=Applied)
 
     def add(self, transition: Transition) -> None:
         self.transitions = [*self.transitions[-RECENT_KEPT + 1 :], transition]

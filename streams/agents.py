@@ -37,7 +37,7 @@ from scoring import (
 from scoring.outputs import DeadLetter
 from scoring.state import Stage, applied_already
 from streams.app import CONTROL_HEADER, DECAY_CHECK, ORIGIN_HEADER, LeadscoreApp
-from streams.consumer import Intake, use_intake
+from streams.consumer import use_intake
 from streams.topics import partition_for
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,7 @@ log = logging.getLogger(__name__)
 def register(app: LeadscoreApp) -> None:
     scorer = Scorer(app)
     app.faust.topics.add(app.events)  # subscribed; its records go to the intake
-    handle = scorer.handle if app.transaction is None else scorer.handle_between_commits
-    use_intake(app.faust, Intake(frozenset(app.events.topics), handle))
+    use_intake(app.faust, app.events.topics, app.between_commits_of(scorer.handle))
 
 
 class Scorer:
@@ -66,11 +65,6 @@ class Scorer:
         self.app.positions[record.topic, record.partition] = record.offset
         outcome = await self._handle(record)
         self.metrics.handled(outcome, time.perf_counter() - started)
-
-    async def handle_between_commits(self, record: Any) -> None:
-        """`handle`, not while a transaction commits (exactly once)."""
-        async with self.app.between_commits():
-            await self.handle(record)
 
     async def _handle(self, record: Any) -> str:
         headers = record.headers
@@ -99,7 +93,11 @@ class Scorer:
             return "repartitioned"
         state = self.store.get(lead_key, owner)
         if state is not None and applied_already(state, origin):
-            return "reread"  # applied before a crash or a rebalance, read again since
+            # Applied before a crash or a rebalance, read again since: so its offset was
+            # not committed, and the flush that made the state durable may have been cut
+            # before its snapshot reached lead-scores. The next flush sends it again.
+            self.store.put(lead_key, owner, state)
+            return "reread"
         updated, transitions = apply_message(state, message, self.rules, origin)
         if state is not None and updated.seen == state.seen:
             # A resend (its messageId was applied already): only its position is new.

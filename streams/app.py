@@ -13,7 +13,7 @@ from faust.types import TP, TableT, TopicT
 from pydantic import BaseModel
 
 from scoring import Rules
-from streams.consumer import use_before_commit, use_delivering_consumer
+from streams.consumer import Handle, use_before_commit, use_delivering_consumer
 from streams.crossings import CrossingIndex
 from streams.hot import HotLeads
 from streams.metrics import LeanMonitor, Metrics
@@ -50,7 +50,7 @@ class LeadscoreApp:
     recent: TableT[bytes, bytes]  # lead id -> JSON list of its last transitions, newest first
     funnel_topic: TopicT  # one partition: every transition, and new-lead counts
     transitions_in: TopicT  # the transitions topic, read back for the funnel
-    mql_since: TableT[bytes, bytes]  # lead id -> when it entered mql (epoch seconds)
+    mql_since: TableT[bytes, bytes]  # lead id -> scoring.funnel.LeadFunnel JSON
     funnel: TableT[bytes, bytes]  # FUNNEL_KEY -> scoring.funnel.Funnel JSON
     metrics: Metrics = field(default_factory=Metrics)
     # The leads' states as the scorer works on them (see streams.store).
@@ -70,6 +70,17 @@ class LeadscoreApp:
         """Held while a record is handled: with exactly_once, no commit runs meanwhile, so
         a transaction holds the outputs of exactly the records whose state it holds."""
         return nullcontext() if self.transaction is None else self.store.lock
+
+    def between_commits_of(self, handle: Handle) -> Handle:
+        """`handle`, each call inside `between_commits` (with exactly_once; else as is)."""
+        if self.transaction is None:
+            return handle
+
+        async def handled(message: Any) -> None:
+            async with self.between_commits():
+                await handle(message)
+
+        return handled
 
     async def emit(
         self,

@@ -1,13 +1,22 @@
 """Funnel analytics, computed in the stream from `lead-transitions`.
 
-Two steps. `funnel-feed` reads the transitions topic (partitioned by lead),
+Two steps. The feed reads the transitions topic (partitioned by lead),
 keeps when each lead entered mql (to time its way to sql), and forwards each
-transition to the one-partition funnel topic, where `funnel-totals` folds
+transition to the one-partition funnel topic, where the totals fold
 them into one aggregate (`scoring.funnel.Funnel`) that GET /funnel reads
 (routed to the worker that owns it). Their table writes wait in
-`streams.store` until the next commit. New leads, which no transition
-announces, are counted by the scorer and sent to the same topic once a
-second: a crash can lose up to a second of that count.
+`streams.store` until the next commit.
+
+Each transition is counted once, however often it is read or sent: the feed
+forwards a transition only if it is not among the ids of the lead's last
+transitions it forwarded (the scorer may send a transition again after a
+crash, at least once), with its origin (partition and offset in
+`lead-transitions`); the totals fold in a record only past the last funnel
+offset and the last origin offset of its partition they hold (a crash of the
+feed forwards the same transitions again, from the same origins). New
+leads, which no transition announces, are counted by the scorer and sent to
+the same topic once a second: a crash can lose up to a second of that count,
+or count it twice.
 """
 
 from __future__ import annotations
@@ -19,9 +28,9 @@ from typing import Any, cast
 from pydantic import BaseModel
 
 from scoring import Transition
-from scoring.funnel import Funnel, Recent
-from scoring.state import Stage
+from scoring.funnel import Funnel, LeadFunnel, Origin, Recent
 from streams.app import FUNNEL_KEY, RECENT_KEY, LeadscoreApp
+from streams.consumer import use_intake
 
 NEW_LEADS_INTERVAL = 1.0
 
@@ -29,40 +38,48 @@ NEW_LEADS_INTERVAL = 1.0
 def register(app: LeadscoreApp) -> None:
     store = app.store
 
-    @app.faust.agent(app.transitions_in, name="funnel-feed", concurrency=1)
-    async def funnel_feed(stream: Any) -> None:
-        async for event in stream.events():
-            transition = Transition.model_validate_json(event.value)
-            lead_key = event.message.key
-            hours_to_sql = None
-            partition = event.message.partition
-            if transition.to_stage is Stage.MQL:
-                entered_at = repr(transition.occurred_at.timestamp()).encode()
-                store.table_put(app.mql_since, lead_key, partition, entered_at)
-            elif transition.from_stage is Stage.MQL:
-                entered = store.table_get(app.mql_since, lead_key, partition)
-                store.table_put(app.mql_since, lead_key, partition, None)
-                if entered is not None and transition.to_stage is Stage.SQL:
-                    hours = (transition.occurred_at.timestamp() - float(entered)) / 3600
-                    hours_to_sql = max(0.0, hours)
-            record = {"transition": json.loads(event.value), "hours_to_sql": hours_to_sql}
-            await app.funnel_topic.send(key=FUNNEL_KEY, value=json.dumps(record).encode())
+    async def feed(message: Any) -> None:
+        """A transition read back: forwarded to the funnel topic, unless counted before."""
+        transition = Transition.model_validate_json(message.value)
+        lead_key, partition = message.key, message.partition
+        lead = LeadFunnel.decode(store.table_get(app.mql_since, lead_key, partition))
+        if not lead.take(transition):
+            return  # sent again: counted already
+        hours_to_sql = lead.hours_to_sql(transition)
+        store.table_put(app.mql_since, lead_key, partition, lead.encode())
+        origin = Origin(partition=partition, offset=message.offset)
+        record = {
+            "transition": json.loads(message.value),
+            "hours_to_sql": hours_to_sql,
+            "origin": origin.model_dump(),
+        }
+        # Delivered before the feed's state and offset are committed (`LeadStore.sent`).
+        sending = await app.funnel_topic.send(key=FUNNEL_KEY, value=json.dumps(record).encode())
+        store.sent(sending)
 
-    @app.faust.agent(app.funnel_topic, name="funnel-totals", concurrency=1)
-    async def funnel_totals(stream: Any) -> None:
-        async for event in stream.events():
-            record = json.loads(event.value)
-            funnel = funnel_of(app)
+    async def totals(message: Any) -> None:
+        """A funnel record folded into the totals, unless folded in before."""
+        record = json.loads(message.value)
+        offset = message.offset
+        origin = Origin.model_validate(record["origin"]) if "origin" in record else None
+        funnel = funnel_of(app)
+        if funnel.applied.take(offset, origin):
             if "new_leads" in record:
                 funnel.add_new_leads(int(record["new_leads"]))
             else:
                 transition = Transition.model_validate(record["transition"])
                 funnel.add(transition, record["hours_to_sql"])
-                recent = recent_of(app)
-                recent.add(transition)
-                store.table_put(app.funnel, RECENT_KEY, 0, partial(_json, recent))
             # Encoded at the next flush, once however many transitions came by.
             store.table_put(app.funnel, FUNNEL_KEY, 0, partial(_json, funnel))
+        recent = recent_of(app)
+        if "transition" in record and recent.applied.take(offset, origin):
+            recent.add(Transition.model_validate(record["transition"]))
+            store.table_put(app.funnel, RECENT_KEY, 0, partial(_json, recent))
+
+    # Handed the records as the scorer is (`streams.consumer.Intake`), one at a time.
+    for topic, handle in ((app.transitions_in, feed), (app.funnel_topic, totals)):
+        app.faust.topics.add(topic)
+        use_intake(app.faust, topic.topics, app.between_commits_of(handle))
 
     @app.faust.timer(interval=NEW_LEADS_INTERVAL)
     async def count_new_leads() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from scoring.funnel import Funnel, Recent
+from scoring.funnel import FORWARDED_KEPT, Applied, Funnel, LeadFunnel, Origin, Recent
 from scoring.outputs import CriteriaState, Transition
 from scoring.state import Stage
 
@@ -52,3 +52,40 @@ def test_recent_keeps_the_latest() -> None:
         recent.add(move(f"l{i}", Stage.LEAD, Stage.MQL, T0))
     assert len(recent.transitions) == 100
     assert recent.transitions[-1].lead_id == "l149"
+
+
+def test_a_funnel_record_read_again_or_forwarded_again_is_applied_once() -> None:
+    applied = Applied()
+    assert applied.take(0, Origin(partition=1, offset=10))
+    assert applied.take(1, None)  # new leads: no origin
+    assert applied.take(2, Origin(partition=0, offset=3))
+    assert not applied.take(2, Origin(partition=0, offset=3))  # the funnel topic read again
+    assert not applied.take(1, None)
+    # The feed read lead-transitions again after a crash: the same origins, new offsets.
+    assert not applied.take(3, Origin(partition=1, offset=10))
+    assert not applied.take(4, Origin(partition=0, offset=3))
+    assert applied.take(5, Origin(partition=1, offset=11))
+    assert applied.model_dump() == {"funnel_offset": 5, "origins": {0: 3, 1: 11}}
+    assert Applied.model_validate_json(applied.model_dump_json()) == applied
+
+
+def test_a_transition_sent_again_is_counted_once_per_lead() -> None:
+    lead = LeadFunnel()
+    first = move("a", Stage.LEAD, Stage.MQL, T0)
+    then = move("a", Stage.MQL, Stage.SQL, T0 + timedelta(hours=6))
+    assert lead.take(first) and lead.hours_to_sql(first) is None
+    assert not lead.take(first)
+    assert lead.take(then) and lead.hours_to_sql(then) == 6.0
+    assert not lead.take(first) and not lead.take(then)
+    assert lead.mql_since is None
+    again = LeadFunnel.decode(lead.encode())
+    assert again == lead and not again.take(then)
+
+
+def test_the_ids_a_lead_keeps_are_bounded_and_its_old_value_still_reads() -> None:
+    lead = LeadFunnel()
+    for n in range(3 * FORWARDED_KEPT):
+        assert lead.take(move(f"x{n}", Stage.LEAD, Stage.MQL, T0))
+    assert len(lead.forwarded) == FORWARDED_KEPT
+    assert LeadFunnel.decode(repr(T0.timestamp()).encode()) == LeadFunnel(mql_since=T0.timestamp())
+    assert LeadFunnel.decode(None) == LeadFunnel()
