@@ -13,7 +13,9 @@ and the kills are done and the group has committed every input offset, the
 workers stop (SIGTERM: the last snapshots go out), and the verifier compares
 the transitions topic (read committed with exactly_once) with `leadscore
 replay` of the same file, id by id and field by field, and each lead's last
-`lead-scores` snapshot with replay's. The last line it prints:
+`lead-scores` snapshot with replay's; before they stop, the funnel behind
+`GET /funnel` is compared with the funnel of replay's transitions (a
+mismatch counts as one wrong payload). The last line it prints:
 
     lost L, unexpected U, duplicates D, wrong payloads P
 
@@ -41,11 +43,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
-from scoring import Transition, load_rules, snapshot
+from scoring import Transition, decode_state, load_rules, snapshot
+from scoring.funnel import Funnel, LeadFunnel
 from scoring.replay import Replay
+from scoring.state import Stage
+from streams.topics import partition_for
 from streams.traffic import generate
 from tests.integration.harness import Deployment, WorkerProcess, lead_of
 from tests.kafka_server import KafkaServer
@@ -108,6 +114,8 @@ def chaos(kafka: KafkaServer, root: Path, run: Run) -> Verdict:
     leads = sorted({lead for line in lines if (lead := lead_of(line.encode()))})
     strays = {lead: rng.choice(leads) for lead in rng.sample(leads, len(leads) // 10)}
     settings = {"LEADSCORE_COMMIT_INTERVAL": "1", "LEADSCORE_SCORES_INTERVAL": "2"}
+    replay = Replay(load_rules())
+    expected = [t for t in replay.feed(lines) if isinstance(t, Transition)]
     workers = [deployment.worker(f"w{n}", **settings) for n in range(run.workers)]
     for worker in workers:
         worker.start()
@@ -124,6 +132,7 @@ def chaos(kafka: KafkaServer, root: Path, run: Run) -> Verdict:
         producing.join()
         drain(deployment, workers, run)
         watching.stop()
+        funnel_problem = settled_funnel(workers, expected, run)
         for worker in workers:
             code = worker.stop(timeout=90)
             if code != 0:
@@ -131,7 +140,10 @@ def chaos(kafka: KafkaServer, root: Path, run: Run) -> Verdict:
     finally:
         for worker in workers:
             worker.kill()
-    verdict = verify(deployment, lines, run)
+    verdict = verify(deployment, replay, expected, len(lines), run)
+    if funnel_problem:
+        verdict.wrong_payloads += 1
+        verdict.examples.append(funnel_problem)
     verdict.most_uncommitted = watching.most
     run.say(f"at most {watching.most:,.0f} records of a partition durable but not committed "
             f"(commit interval 1 s, {len(lines) / run.seconds / run.partitions:,.0f} "
@@ -298,10 +310,49 @@ def read_all(
         consumer.close()
 
 
-def verify(deployment: Deployment, lines: list[str], run: Run) -> Verdict:
-    rules = load_rules()
-    replay = Replay(rules)
-    expected = {t.transition_id: t for t in replay.feed(lines) if isinstance(t, Transition)}
+def replayed_funnel(transitions: list[Transition]) -> dict[str, object]:
+    """The funnel of replay's transitions, folded as the stream's funnel feed does; but
+    for leads in stage lead (new leads are counted apart, at least once)."""
+    funnel = Funnel()
+    leads: dict[str, LeadFunnel] = {}
+    for transition in transitions:
+        lead = leads.setdefault(transition.lead_id, LeadFunnel())
+        funnel.add(transition, lead.hours_to_sql(transition))
+    return comparable(funnel.view(datetime.now(UTC)).model_dump(mode="json"))
+
+
+def comparable(view: dict[str, Any]) -> dict[str, object]:
+    stages = {stage: n for stage, n in view["stages"].items() if stage != Stage.LEAD}
+    return {k: v for k, v in view.items() if k != "as_of"} | {"stages": stages}
+
+
+def settled_funnel(
+    workers: list[WorkerProcess], expected: list[Transition], run: Run, timeout: float = 60.0
+) -> str | None:
+    """None once a worker's GET /funnel shows replay's funnel, else what differs."""
+    want = replayed_funnel(expected)
+    seen: dict[str, object] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            url = f"http://127.0.0.1:{workers[0].port}/funnel"
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                seen = comparable(json.loads(answer.read()))
+        except OSError:
+            pass
+        if seen == want:
+            run.say("the funnel equals replay's")
+            return None
+        time.sleep(1)
+    differs = {k: (seen.get(k), v) for k, v in want.items() if seen.get(k) != v}
+    return f"wrong funnel (stream, replay): {differs}"
+
+
+def verify(
+    deployment: Deployment, replay: Replay, transitions: list[Transition], messages: int, run: Run
+) -> Verdict:
+    rules = replay.rules
+    expected = {t.transition_id: t for t in transitions}
     want_snapshots = {
         lead.encode(): json.loads(snapshot(state, rules).model_dump_json())
         for lead, state in replay.states.items()
@@ -340,9 +391,58 @@ def verify(deployment: Deployment, lines: list[str], run: Run) -> Verdict:
         keys = ("stage", "fit_score", "engagement_score", "as_of")
         fields = {k: (seen.get(k), want[k]) for k in keys if seen.get(k) != want[k]}
         examples.append(f"wrong snapshot: {lead.decode()} (stream, replay) {fields}")
-    run.say(f"{len(lines):,} messages, {len(expected):,} transitions expected, {len(got):,} read, "
+    bad = [expected[tid].lead_id for tid in lost[:2]] + [lead.decode() for lead in stale[:2]]
+    for lead in dict.fromkeys(bad):
+        examples.extend(history(deployment, lead, run))
+    run.say(f"{messages:,} messages, {len(expected):,} transitions expected, {len(got):,} read, "
             f"{len(want_snapshots):,} leads")  # fmt: skip
     return Verdict(len(lost), len(unexpected), duplicates, len(wrong) + len(stale), examples)
+
+
+def history(deployment: Deployment, lead: str, run: Run) -> list[str]:
+    """A lead's record in the leads changelog, one line per version: offset, the positions
+    it holds, its clock and engagement; and the input offsets of its messages."""
+    key = lead.encode()
+    partition = partition_for(key, run.partitions)
+    changelog = f"{deployment.app_id}-leads-changelog"
+    lines = [f"history of {lead} (partition {partition}):"]
+    for offset, value in read_partition(deployment, changelog, partition, key):
+        if value is None:
+            lines.append(f"  changelog @{offset}: deleted")
+            continue
+        state = decode_state(value)
+        engagement = round(sum(state.engagement.values()), 3)
+        lines.append(f"  changelog @{offset}: applied {state.applied} clock {state.clock} "
+                     f"engagement {engagement}")  # fmt: skip
+    sources: dict[int, list[int]] = {}
+    for p in range(run.partitions):
+        for offset, value in read_partition(deployment, deployment.input_topic, p, None):
+            if value is not None and lead_of(value) == lead:
+                sources.setdefault(p, []).append(offset)
+    for p, offsets in sources.items():
+        lines.append(f"  input partition {p}: {len(offsets)} messages at {offsets}")
+    return lines
+
+
+def read_partition(
+    deployment: Deployment, topic: str, partition: int, key: bytes | None
+) -> list[tuple[int, bytes | None]]:
+    """(offset, value) of each record of one partition (with `key`, if given)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=deployment.kafka.bootstrap_servers, enable_auto_commit=False
+    )
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        found: list[tuple[int, bytes | None]] = []
+        while consumer.position(tp) < end:
+            for batch in consumer.poll(timeout_ms=500).values():
+                found.extend((r.offset, r.value) for r in batch if key is None or r.key == key)
+        return found
+    finally:
+        consumer.close()
 
 
 def main(argv: list[str] | None = None) -> int:
