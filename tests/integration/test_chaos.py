@@ -19,7 +19,8 @@ from tests.kafka_server import KafkaServer
 def test_workers_killed_while_a_producer_runs_lose_and_corrupt_nothing(
     kafka: KafkaServer, tmp_path: Path, guarantee: str
 ) -> None:
-    run = Run(messages=8_000, leads=500, workers=2, kills=4, guarantee=guarantee, seconds=24)
+    # The short variant: 4 kills over 2 workers while 20,000 messages arrive in 40 s.
+    run = Run(messages=20_000, leads=1_000, workers=2, kills=4, guarantee=guarantee, seconds=40)
     verdict = chaos(kafka, tmp_path, run)
     report = "\n".join([*run.log, *verdict.examples, verdict.line])
     assert verdict.exact(guarantee), report
