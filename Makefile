@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup run replay test lint kafka chromium schemas bench chaos
+.PHONY: setup run replay test lint kafka chromium schemas bench chaos overload
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,3 +51,7 @@ bench: setup
 chaos: setup kafka
 	$(BIN)/python -m tests.chaos.suite --kills 20 --messages 100000 --guarantee at_least_once
 	$(BIN)/python -m tests.chaos.suite --kills 20 --messages 100000 --guarantee exactly_once
+
+# Twice the worker's measured capacity for 5 minutes: lag, memory, the drain, then a verifier.
+overload: setup kafka
+	$(BIN)/python benchmarks/overload.py --minutes 5

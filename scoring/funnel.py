@@ -59,22 +59,24 @@ class FunnelView(BaseModel):
 
 
 class Origin(BaseModel):
-    """Where a transition was read: its `lead-transitions` partition and offset."""
+    """Where the record a funnel record stands for was read: "topic:partition" and offset
+    (a transition's in `lead-transitions`, a new lead's first message in the input or
+    repartition topic)."""
 
     model_config = ConfigDict(frozen=True)
 
-    partition: int
+    source: str
     offset: int
 
 
 class Applied(BaseModel):
     """What an aggregate has folded in, by position, so that a record read again is
-    skipped: the offset of the last funnel record, and per `lead-transitions`
-    partition the offset of the last transition (a transition forwarded again, after
-    the feed's own re-read, carries the same origin). Bounded by the partition count."""
+    skipped: the offset of the last funnel record, and per source the offset of the
+    last record it stood for (a record sent again, after its sender read its own
+    input again, carries the same origin). Bounded by the partition counts."""
 
     funnel_offset: int = -1
-    origins: dict[int, int] = Field(default_factory=dict)
+    origins: dict[str, int] = Field(default_factory=dict)
 
     def take(self, funnel_offset: int, origin: Origin | None) -> bool:
         """True, noting the record as applied, unless it was applied before."""
@@ -82,9 +84,9 @@ class Applied(BaseModel):
             return False
         self.funnel_offset = funnel_offset
         if origin is not None:
-            if origin.offset <= self.origins.get(origin.partition, -1):
+            if origin.offset <= self.origins.get(origin.source, -1):
                 return False
-            self.origins[origin.partition] = origin.offset
+            self.origins[origin.source] = origin.offset
         return True
 
 

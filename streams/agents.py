@@ -36,8 +36,9 @@ from scoring import (
 )
 from scoring.outputs import DeadLetter
 from scoring.state import Stage, applied_already
-from streams.app import CONTROL_HEADER, DECAY_CHECK, ORIGIN_HEADER, LeadscoreApp
+from streams.app import CONTROL_HEADER, DECAY_CHECK, FUNNEL_KEY, ORIGIN_HEADER, LeadscoreApp
 from streams.consumer import use_intake
+from streams.funnel import new_lead
 from streams.topics import partition_for
 
 log = logging.getLogger(__name__)
@@ -103,8 +104,8 @@ class Scorer:
             # A resend (its messageId was applied already): only its position is new.
             self.store.put(lead_key, owner, updated)
             return "duplicate"
-        if state is None:
-            self.app.new_leads += 1
+        if state is None:  # counted in the funnel (once: by the message's position)
+            await self.app.emit(self.app.funnel_topic, FUNNEL_KEY, new_lead(record), partition=0)
         await self.save(lead_key, owner, updated, transitions)
         return "applied"
 

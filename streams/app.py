@@ -57,7 +57,6 @@ class LeadscoreApp:
     store: LeadStore = field(init=False)
     # The funnel totals and recent transitions, decoded (on the worker owning them).
     funnel_cache: dict[bytes, BaseModel] = field(default_factory=dict)
-    new_leads: int = 0  # counted by the scorer, sent on by the funnel timer
     hot: HotLeads = field(default_factory=HotLeads)
     crossings: CrossingIndex = field(default_factory=CrossingIndex)
     # (topic, partition) -> offset of the last record the scorer handled.

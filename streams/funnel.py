@@ -12,11 +12,12 @@ forwards a transition only if it is not among the ids of the lead's last
 transitions it forwarded (the scorer may send a transition again after a
 crash, at least once), with its origin (partition and offset in
 `lead-transitions`); the totals fold in a record only past the last funnel
-offset and the last origin offset of its partition they hold (a crash of the
+offset and the last origin offset of its source they hold (a crash of the
 feed forwards the same transitions again, from the same origins). New
-leads, which no transition announces, are counted by the scorer and sent to
-the same topic once a second: a crash can lose up to a second of that count,
-or count it twice.
+leads, which no transition announces, are sent to the same topic by the
+scorer, one record per lead with the position of its first message as
+origin: a message read again after a crash, its lead not yet durable, sends
+the same origin again, and the totals skip it.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ from scoring.funnel import Funnel, LeadFunnel, Origin, Recent
 from streams.app import FUNNEL_KEY, RECENT_KEY, LeadscoreApp
 from streams.consumer import use_intake
 
-NEW_LEADS_INTERVAL = 1.0
-
 
 def register(app: LeadscoreApp) -> None:
     store = app.store
@@ -47,7 +46,7 @@ def register(app: LeadscoreApp) -> None:
             return  # sent again: counted already
         hours_to_sql = lead.hours_to_sql(transition)
         store.table_put(app.mql_since, lead_key, partition, lead.encode())
-        origin = Origin(partition=partition, offset=message.offset)
+        origin = Origin(source=f"{message.topic}:{partition}", offset=message.offset)
         record = {
             "transition": json.loads(message.value),
             "hours_to_sql": hours_to_sql,
@@ -64,8 +63,8 @@ def register(app: LeadscoreApp) -> None:
         origin = Origin.model_validate(record["origin"]) if "origin" in record else None
         funnel = funnel_of(app)
         if funnel.applied.take(offset, origin):
-            if "new_leads" in record:
-                funnel.add_new_leads(int(record["new_leads"]))
+            if "new_lead" in record:
+                funnel.add_new_leads(1)
             else:
                 transition = Transition.model_validate(record["transition"])
                 funnel.add(transition, record["hours_to_sql"])
@@ -81,19 +80,15 @@ def register(app: LeadscoreApp) -> None:
         app.faust.topics.add(topic)
         use_intake(app.faust, topic.topics, app.between_commits_of(handle))
 
-    @app.faust.timer(interval=NEW_LEADS_INTERVAL)
-    async def count_new_leads() -> None:
-        """New leads, a batch a second: a message per new lead would be most of the traffic."""
-        count, app.new_leads = app.new_leads, 0
-        if count:
-            producer = app.faust.producer
-            await producer.maybe_start()
-            topic = app.funnel_topic.get_topic_name()
-            await producer.send(topic, FUNNEL_KEY, b'{"new_leads": %d}' % count, 0, None, None)
-
     @app.funnel.on_recover
     async def forget_totals() -> None:
         app.funnel_cache.clear()
+
+
+def new_lead(record: Any) -> bytes:
+    """The funnel record of a lead's first message, `record` (a Faust message)."""
+    origin = Origin(source=f"{record.topic}:{record.partition}", offset=record.offset)
+    return json.dumps({"new_lead": True, "origin": origin.model_dump()}).encode()
 
 
 def _json(model: BaseModel) -> bytes:

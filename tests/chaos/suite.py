@@ -50,7 +50,6 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from scoring import Transition, decode_state, load_rules, snapshot
 from scoring.funnel import Funnel, LeadFunnel
 from scoring.replay import Replay
-from scoring.state import Stage
 from streams.topics import partition_for
 from streams.traffic import generate
 from tests.integration.harness import Deployment, WorkerProcess, lead_of
@@ -132,7 +131,7 @@ def chaos(kafka: KafkaServer, root: Path, run: Run) -> Verdict:
         producing.join()
         drain(deployment, workers, run)
         watching.stop()
-        funnel_problem = settled_funnel(workers, expected, run)
+        funnel_problem = settled_funnel(workers, replay, expected, run)
         for worker in workers:
             code = worker.stop(timeout=90)
             if code != 0:
@@ -310,10 +309,11 @@ def read_all(
         consumer.close()
 
 
-def replayed_funnel(transitions: list[Transition]) -> dict[str, object]:
-    """The funnel of replay's transitions, folded as the stream's funnel feed does; but
-    for leads in stage lead (new leads are counted apart, at least once)."""
+def replayed_funnel(transitions: list[Transition], leads: int) -> dict[str, object]:
+    """The funnel of replay's `leads` and transitions, folded as the stream's funnel
+    feed does."""
     funnel = Funnel()
+    funnel.add_new_leads(leads)
     leads: dict[str, LeadFunnel] = {}
     for transition in transitions:
         lead = leads.setdefault(transition.lead_id, LeadFunnel())
@@ -322,15 +322,18 @@ def replayed_funnel(transitions: list[Transition]) -> dict[str, object]:
 
 
 def comparable(view: dict[str, Any]) -> dict[str, object]:
-    stages = {stage: n for stage, n in view["stages"].items() if stage != Stage.LEAD}
-    return {k: v for k, v in view.items() if k != "as_of"} | {"stages": stages}
+    return {k: v for k, v in view.items() if k != "as_of"}
 
 
 def settled_funnel(
-    workers: list[WorkerProcess], expected: list[Transition], run: Run, timeout: float = 60.0
+    workers: list[WorkerProcess],
+    replay: Replay,
+    expected: list[Transition],
+    run: Run,
+    timeout: float = 60.0,
 ) -> str | None:
     """None once a worker's GET /funnel shows replay's funnel, else what differs."""
-    want = replayed_funnel(expected)
+    want = replayed_funnel(expected, len(replay.states))
     seen: dict[str, object] = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

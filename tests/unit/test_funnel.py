@@ -56,16 +56,19 @@ def test_recent_keeps_the_latest() -> None:
 
 def test_a_funnel_record_read_again_or_forwarded_again_is_applied_once() -> None:
     applied = Applied()
-    assert applied.take(0, Origin(partition=1, offset=10))
-    assert applied.take(1, None)  # new leads: no origin
-    assert applied.take(2, Origin(partition=0, offset=3))
-    assert not applied.take(2, Origin(partition=0, offset=3))  # the funnel topic read again
-    assert not applied.take(1, None)
-    # The feed read lead-transitions again after a crash: the same origins, new offsets.
-    assert not applied.take(3, Origin(partition=1, offset=10))
-    assert not applied.take(4, Origin(partition=0, offset=3))
-    assert applied.take(5, Origin(partition=1, offset=11))
-    assert applied.model_dump() == {"funnel_offset": 5, "origins": {0: 3, 1: 11}}
+    t0, t1, e2 = "lead-transitions:0", "lead-transitions:1", "lead-events:2"
+    assert applied.take(0, Origin(source=t1, offset=10))
+    assert applied.take(1, Origin(source=e2, offset=7))  # a new lead
+    assert applied.take(2, Origin(source=t0, offset=3))
+    assert not applied.take(2, Origin(source=t0, offset=3))  # the funnel topic read again
+    assert not applied.take(1, Origin(source=e2, offset=7))
+    # Senders read their input again after a crash: the same origins, new offsets.
+    assert not applied.take(3, Origin(source=t1, offset=10))
+    assert not applied.take(4, Origin(source=t0, offset=3))
+    assert not applied.take(5, Origin(source=e2, offset=7))
+    assert applied.take(6, Origin(source=t1, offset=11))
+    assert applied.take(7, None)
+    assert applied.model_dump() == {"funnel_offset": 7, "origins": {t0: 3, t1: 11, e2: 7}}
     assert Applied.model_validate_json(applied.model_dump_json()) == applied
 
 
