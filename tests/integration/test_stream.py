@@ -67,7 +67,9 @@ def per_lead(transitions: list[Transition]) -> dict[str, list[Transition]]:
     return dict(by_lead)
 
 
-def assert_same(got: dict[str, list[Transition]], want: dict[str, list[Transition]]) -> None:
+def assert_same(
+    got: dict[str, list[Transition]], want: dict[str, list[Transition]], logs: str = ""
+) -> None:
     """Per lead, the same transitions in the same order; a readable diff if not."""
     if got == want:
         return
@@ -80,7 +82,7 @@ def assert_same(got: dict[str, list[Transition]], want: dict[str, list[Transitio
         for lead in sorted(set(got) | set(want))
         if got.get(lead) != want.get(lead)
     ]
-    raise AssertionError("stream and replay differ:\n" + "\n".join(diff))
+    raise AssertionError("stream and replay differ:\n" + "\n".join(diff) + f"\n{logs}")
 
 
 def deduplicated(transitions: list[Transition]) -> list[Transition]:
@@ -232,10 +234,13 @@ def test_two_workers_share_the_partitions_and_one_takes_over(deployment: Deploym
             if answer and answer[0] == 200 and set(answer[1]["partitions"]) == set(range(4)):  # type: ignore[arg-type]
                 break
             time.sleep(0.5)
+        else:
+            raise AssertionError(f"w2 did not take over in 60 s: {answer}\n{two.log_tail()}")
         wait_until(last_crossing + 3)
         got = deployment.transitions(until=total, timeout=60)
+        logs = f"w1:\n{one.log_tail(40)}\nw2:\n{two.log_tail(120)}"
 
-    assert_same(per_lead(deduplicated(got)), want)
+    assert_same(per_lead(deduplicated(got)), want, logs)
 
 
 def test_the_worker_refuses_a_broken_rules_file(deployment: Deployment, tmp_path: Path) -> None:
