@@ -134,11 +134,24 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
         if not paused:
             return records
         if self.app.consumer_generation_id == generation:
-            assigned = self.assignment()
             for tp, offset in paused.items():
-                if tp in assigned:
-                    await self._seek(tp, offset)
+                await self._fetch_again(tp, offset)
         return {tp: batch for tp, batch in records.items() if tp not in paused}
+
+    async def _fetch_again(self, tp: TP, offset: int) -> None:
+        """Set a partition still assigned back to `offset`, the first record of a batch not
+        handled (or handled and not acked), so that the next fetch reads it again.
+
+        A batch the consumer returns starts at the partition's position (aiokafka drops
+        those a seek made stale), so this undoes no more than the batch's own reading.
+        Faust leaves the position after a batch it drops and counts on its seek to the
+        committed offsets at the end of a rebalance; but a batch fetched from that very
+        offset, returned after the seek and dropped because the flow had not resumed
+        yet, was then skipped for good where no offset had been committed (Faust reads
+        no gap without a read offset): a takeover lost the killed worker's records.
+        """
+        if not self.should_stop and tp in self.assignment():
+            await self._seek(tp, offset)
 
     async def _take(self, handle: Handle, tp: TP, records: Any, generation: int) -> None:
         """What Faust's `getmany` and `_drain_messages` do per record, then `handle` in place
@@ -154,6 +167,7 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
                 or self.should_stop
                 or self.app.consumer_generation_id != generation
             ):
+                await self._fetch_again(tp, record.offset)
                 return
             offset = record.offset
             last = read_offset[tp]
@@ -166,7 +180,7 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
                     # batch dropped without a seek back) does not. Re-read records are
                     # skipped by position.
                     self._gaps_seen[tp] = (last, offset)
-                    await self._seek(tp, last)
+                    await self._fetch_again(tp, last)
                     return
                 await self._add_gap(tp, last + 1, offset)  # e.g. transaction markers
             message = self._to_message(tp, record)
@@ -183,6 +197,7 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
                 # acked offset there held its commits back). It is read again from the
                 # committed offset, and the lead's position tells it was applied.
                 self._unacked_messages.discard(message)
+                await self._fetch_again(tp, offset)
                 return
             read_offset[tp] = offset
             if acks:
