@@ -1,16 +1,18 @@
 """Input messages in the Segment Spec shape, and their parsing.
 
-Parsing never raises: `parse_message` returns a `Message` or a `Rejection`
-that says, in one line, what is wrong with the input.
+Parsing never raises: `parse_input` returns a `Message`, a `Batch` of them (a
+`{"batch": [...]}` body), or a `Rejection` that says, in one line, what is wrong
+with the input. Real pipelines' variants are read first (`scoring.normalize`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,6 +25,8 @@ from pydantic import (
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
+
+from scoring.normalize import Unreadable, normalize
 
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 # Ids end up in Kafka keys, state, every transition and alert: one that no real system
@@ -172,16 +176,24 @@ class Group(_Message):
 
 
 class Alias(_Message):
-    """Two ids of one person. Accepted; identity stitching is a later feature."""
+    """Two ids of one person: `previousId` (an anonymous id, or an older user id) is
+    `userId` (see scoring.identity)."""
 
     type: Literal["alias"]
     previousId: Id
 
 
-Message = Track | Page | Screen | Identify | Group | Alias
+class Delete(_Message):
+    """Segment's user-deletion request: forget the lead."""
+
+    type: Literal["delete"]
+    userId: Id
+
+
+Message = Track | Page | Screen | Identify | Group | Alias | Delete
 
 MESSAGE_ADAPTER = TypeAdapter[Message](Annotated[Message, Field(discriminator="type")])
-MESSAGE_TYPES = ("track", "page", "screen", "identify", "group", "alias")
+MESSAGE_TYPES = ("track", "page", "screen", "identify", "group", "alias", "delete")
 
 
 RejectionKind = Literal[
@@ -196,6 +208,16 @@ class Rejection(BaseModel):
 
     reason: str
     kind: RejectionKind = Field(description="a short category, e.g. for metrics")
+    index: int | None = Field(
+        default=None, description="the item's index in a batch body, if it was one"
+    )
+
+
+class Batch(tuple[Message | Rejection, ...]):
+    """The messages of a `{"batch": [...]}` body, in order; a bad item is its Rejection
+    (with its index), the others are applied."""
+
+    __slots__ = ()
 
 
 def qualification_update(properties: Mapping[str, Any]) -> tuple[Framework, dict[str, bool]]:
@@ -229,28 +251,81 @@ def qualification_update(properties: Mapping[str, Any]) -> tuple[Framework, dict
 
 
 def parse_message(raw: bytes | str) -> Message | Rejection:
-    """Parse one JSON-encoded message; never raises."""
+    """Parse one JSON-encoded message; never raises. A batch body is refused here
+    (`parse_input` reads it)."""
+    parsed = parse_input(raw)
+    if isinstance(parsed, Batch):
+        return Rejection(
+            reason=f"this is a batch body ({len(parsed)} items) where one message was expected",
+            kind="invalid_field",
+        )
+    return parsed
+
+
+def parse_input(raw: bytes | str) -> Message | Batch | Rejection:
+    """Parse one line or record: a message, or a batch body of them; never raises."""
     try:
-        message = MESSAGE_ADAPTER.validate_json(raw)
-    except ValidationError as error:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
         unmarked = _without_byte_order_mark(raw)
-        if unmarked is None:
-            return Rejection(reason=_describe(error), kind=_kind(error))
-        return parse_message(unmarked)
-    # pydantic reads NaN, Infinity and numbers past a double's range (1e400) as floats
-    # that JSON cannot write back: a state holding one would not survive its encoding.
-    fields = message.__dict__
-    for name in _FREE_FORM:
-        values = fields.get(name)
-        if values and not _all_finite(values.values()):
-            return _not_a_number([name, *_non_finite_at(values)])
-    extra = message.__pydantic_extra__
-    if extra and not _all_finite(extra.values()):
-        return _not_a_number(_non_finite_at(extra))
-    return message
+        if unmarked is not None:
+            return parse_input(unmarked)
+        problem = str(error)
+        if problem.startswith("depth limit exceeded"):
+            problem = f"nested more than 1024 levels deep ({problem})"
+        return Rejection(reason=f"Invalid JSON: {problem}"[:_LONGEST_REASON], kind="invalid_json")
+    if type(data) is not dict:
+        return Rejection(reason="not a JSON object: a message is one", kind="not_an_object")
+    if "batch" in data and "type" not in data:
+        return _batch(data)
+    return _message(data)
 
 
-_FREE_FORM = ("properties", "traits", "context")
+def _message(data: dict[str, Any], index: int | None = None) -> Message | Rejection:
+    try:
+        return MESSAGE_ADAPTER.validate_python(normalize(data))
+    except Unreadable as error:
+        kind: RejectionKind = "missing_field" if error.kind == "missing_field" else "invalid_field"
+        return Rejection(reason=error.reason, kind=kind, index=index)
+    except ValidationError as error:
+        return Rejection(reason=_describe(error), kind=_kind(error), index=index)
+
+
+# A batch body's `context` and `integrations` apply to items that lack them.
+_ENVELOPE_FIELDS = ("context", "integrations")
+
+
+def _batch(data: dict[str, Any]) -> Batch | Rejection:
+    items = data["batch"]
+    if type(items) is not list or not items:
+        return Rejection(
+            reason="batch: must be a non-empty list of messages (a Segment or RudderStack "
+            "batch body)",
+            kind="invalid_field",
+        )
+    shared = {name: data[name] for name in _ENVELOPE_FIELDS if data.get(name) is not None}
+    parsed: list[Message | Rejection] = []
+    for index, item in enumerate(items):
+        if type(item) is not dict:
+            parsed.append(_item_rejection(index, "not a JSON object", "not_an_object"))
+            continue
+        if "batch" in item and "type" not in item:
+            parsed.append(_item_rejection(index, "a batch inside a batch", "invalid_field"))
+            continue
+        for name, value in shared.items():
+            item.setdefault(name, value)
+        message = _message(item, index)
+        if isinstance(message, Rejection):
+            message = _item_rejection(index, message.reason, message.kind)
+        parsed.append(message)
+    return Batch(parsed)
+
+
+def _item_rejection(index: int, reason: str, kind: RejectionKind) -> Rejection:
+    return Rejection(reason=f"batch item {index}: {reason}", kind=kind, index=index)
+
+
+_LONGEST_REASON = 500
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -262,41 +337,6 @@ def _without_byte_order_mark(raw: object) -> bytes | str | None:
     if isinstance(raw, str) and raw.startswith("\ufeff") and not raw.startswith("\ufeff", 1):
         return raw[1:]
     return None
-
-
-def _all_finite(values: Iterable[Any]) -> bool:
-    """Whether no number in these JSON values, however deep, is NaN or infinite."""
-    for value in values:
-        kind = type(value)
-        if kind is str:
-            continue
-        if kind is float:
-            if value - value != 0.0:  # NaN or infinite; faster than math.isfinite here
-                return False
-        elif kind is dict:
-            if not _all_finite(value.values()):
-                return False
-        elif kind is list and not _all_finite(value):
-            return False
-    return True
-
-
-def _non_finite_at(values: dict[str, Any] | list[Any]) -> list[str]:
-    """Where the first NaN or infinite number is (for a reason: the slow way)."""
-    for key, value in values.items() if isinstance(values, dict) else enumerate(values):
-        if not _all_finite([value]):
-            return [str(key), *(_non_finite_at(value) if isinstance(value, dict | list) else [])]
-    return []
-
-
-def _not_a_number(path: list[str]) -> Rejection:
-    where = ".".join(
-        part if len(part) <= 40 and part.isprintable() else _shown(part) for part in path
-    )
-    return Rejection(
-        reason=f"Invalid JSON: {where}: NaN, Infinity or a number too large for a double",
-        kind="invalid_json",
-    )
 
 
 def _shown(value: object, limit: int = 60) -> str:
