@@ -291,8 +291,10 @@ def _message(data: dict[str, Any], index: int | None = None) -> Message | Reject
         return Rejection(reason=_describe(error), kind=_kind(error), index=index)
 
 
-# A batch body's `context` and `integrations` apply to items that lack them.
-_ENVELOPE_FIELDS = ("context", "integrations")
+# A batch body's `context` and `integrations` apply to items that lack them; so does its
+# `sentAt` (analytics.js in batching mode and analytics-python set it on the body only)
+# and a `receivedAt` a pipeline stamped on it.
+_ENVELOPE_FIELDS = ("context", "integrations", "sentAt", "receivedAt")
 
 
 def _batch(data: dict[str, Any]) -> Batch | Rejection:

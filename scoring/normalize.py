@@ -8,12 +8,14 @@ whenever its meaning is clear, and says what to fix when it is not:
   `sentAt` and `receivedAt` are all there (`receivedAt - (sentAt - originalTimestamp)`);
   else `originalTimestamp`, `receivedAt`, `sentAt`, the first one present. An ISO
   string with no offset is UTC; a number is epoch seconds, or milliseconds above 1e11.
-- No `messageId`: one derived from the content (a hash of its canonical JSON), so a
+- No `messageId` (or a blank one): one derived from the content (a hash of its canonical JSON), so a
   resent copy still dedupes.
 - Ids given as numbers become strings; placeholders that identify nobody (empty, `0`,
   `-1`, `null`, `undefined`, `anonymous`, case-insensitive) count as absent.
 - `identify` traits: `traits` over `context.traits` (RudderStack's SDKs send only the
   latter); the top-level value wins per trait.
+- A `context` or `integrations` that is null or an empty list (PHP's encoding of an
+  empty object, as in Segment's own `delete` examples) is absent.
 
 The decoded dict is the caller's own (fresh from the JSON parser): it is changed in place.
 """
@@ -31,6 +33,7 @@ PLACEHOLDER_IDS = frozenset({"", "0", "-1", "null", "undefined", "anonymous"})
 ID_FIELDS = ("userId", "anonymousId", "groupId", "previousId")
 # Segment's order when `timestamp` is absent (its own rule needs all three).
 TIME_FIELDS = ("originalTimestamp", "receivedAt", "sentAt")
+_OBJECT_FIELDS = ("context", "integrations")
 MILLISECONDS_ABOVE = 1e11
 FIRST_INSTANT = 0.0  # 1970-01-01
 END_INSTANT = datetime(2200, 1, 1, tzinfo=UTC).timestamp()  # event times end with 2199
@@ -57,10 +60,14 @@ class Unreadable(ValueError):
 def normalize(data: dict[str, Any]) -> dict[str, Any]:
     """The message in the canonical shape (the same dict); Unreadable if it cannot be."""
     message_id = data.get("messageId")
-    if message_id is None or message_id == "":
+    if message_id is None or (type(message_id) is str and not message_id.strip()):
         data["messageId"] = derived_message_id(data)
     elif type(message_id) is int:
         data["messageId"] = str(message_id)
+    for name in _OBJECT_FIELDS:
+        value = data.get(name, _MISSING)
+        if value is None or value == []:
+            del data[name]
     for name in ID_FIELDS:
         value = data.get(name, _MISSING)
         if value is _MISSING or value is None:
