@@ -249,7 +249,7 @@ def overload(kafka: KafkaServer, root: Path, rate: float, args: argparse.Namespa
     count = int(rate * args.minutes * 60)
     print(f"generating {count:,} messages over {args.leads:,} leads", flush=True)
     lines = messages(count, args.leads, seed=3)
-    replay = Replay(load_rules())
+    replay = Replay(load_rules(), stitch=False)  # as the stream scores, until it stitches
     expected = [t for t in replay.feed(lines) if isinstance(t, Transition)]
     offsets = Offsets(deployment)
     worker = deployment.worker("o1", **DEFAULTS).start()

@@ -25,8 +25,12 @@ from scoring.outputs import (
 )
 from scoring.rules import Rules
 from scoring.state import (
+    DEDUPE_WINDOW,
     LIMIT_HISTORY,
+    MAX_ANONYMOUS_JOINS,
+    MAX_MERGES,
     Disqualifier,
+    Identity,
     LeadState,
     Position,
     Stage,
@@ -52,7 +56,7 @@ def apply_message(
     position applied from its source is a re-read and changes nothing; any
     other is remembered at its position, a resend too.
     """
-    lead = state if state is not None else new_lead(message.lead_id)
+    lead = state if state is not None else new_lead(message.lead_id, message.userId is not None)
     if position is not None and applied_already(lead, position):
         return lead, []
     digest = message_digest(message.messageId)
@@ -63,14 +67,16 @@ def apply_message(
     work = _Work.of(lead, rules)
     at = message.at
     if work.clock is None:
-        work.clock = at
+        work.clock = work.first_at = at
     elif at > work.clock:
         work.demote_on_decay_until(at)
         work.decay_to(at)
+    elif work.first_at is None or at < work.first_at:
+        work.first_at = at
 
     previous_disqualifiers = lead.disqualifiers
     if isinstance(message, _TRAIT_MESSAGES):
-        work.merge_traits(message)
+        work.merge_traits(message, at)
     if work.fit_fingerprint != rules.fingerprint:
         work.evaluate_fit()
     work.fire_engagement_rules(message, at)
@@ -81,8 +87,10 @@ def apply_message(
             **work.criteria,
             framework: {**work.criteria.get(framework, {}), **update},
         }
+        work.criteria_times = {**work.criteria_times, framework: at}
 
-    work.disqualification(previous_disqualifiers, sales_event, message)
+    note = message.properties.get("reason") if sales_event is SalesEvent.LEAD_REJECTED else None  # type: ignore[union-attr]
+    work.disqualification(previous_disqualifiers, sales_event, message.messageId, note)
     if sales_event is SalesEvent.LEAD_RECYCLED:
         if work.stage is not Stage.LEAD:
             work.move(Stage.LEAD, "recycled by sales", message.messageId)
@@ -96,6 +104,105 @@ def apply_message(
     if position is not None:
         work.applied = {**lead.applied, position[0]: position[1]}
     return work.state(), work.transitions
+
+
+def merge(
+    survivor: LeadState, absorbed: LeadState, rules: Rules, message_id: str
+) -> tuple[LeadState, list[Transition]]:
+    """The survivor after absorbing another lead of the same person, and the stage
+    changes that caused (transitions of the survivor whose reasons name the absorbed id).
+
+    The result is what one lead would be had it received both leads' messages:
+    engagement adds up (each side decayed from its own clock), limits hold over the
+    combined firings, each trait and framework takes the newer value by event time,
+    the dedupe windows join, and the clock is the later one. A sales decision sticks:
+    a lead rejected by sales stays disqualified, one sales qualified stays sql. Then
+    the stage is evaluated at the merged clock, as after a message (`message_id`, the
+    message that linked the two).
+    """
+    if survivor.identity is not None and absorbed.lead_id in survivor.identity.absorbed:
+        return survivor, []  # handed over before: a resend changes nothing
+    if survivor.clock is None:
+        return replace(absorbed, lead_id=survivor.lead_id, identity=_joined(survivor, absorbed)), []
+    if absorbed.clock is None:
+        return replace(survivor, identity=_joined(survivor, absorbed)), []
+    work = _Work.of(survivor, rules)
+    work.merging = absorbed.lead_id
+    clock = max(survivor.clock, absorbed.clock)
+    half_life = rules.half_life
+    mine = _decayed(survivor.engagement, clock - survivor.clock, half_life)
+    theirs = _decayed(absorbed.engagement, clock - absorbed.clock, half_life)
+    work.clock = clock
+    work.engagement = {
+        rule: mine.get(rule, 0.0) + theirs.get(rule, 0.0) for rule in {**mine, **theirs}
+    }
+    work.combine_firings(absorbed)
+    work.traits, work.trait_times = _newer_traits(survivor, absorbed)
+    work.criteria, work.criteria_times = _newer_criteria(survivor, absorbed)
+    work.seen = (absorbed.seen + survivor.seen)[-DEDUPE_WINDOW * 8 :]
+    work.applied = {
+        source: max(position, survivor.applied.get(source, position))
+        for source, position in {**survivor.applied, **absorbed.applied}.items()
+    }
+    work.first_at = min(at for at in (survivor.first_at, absorbed.first_at) if at is not None)
+    work.identity = _joined(survivor, absorbed)
+    work.evaluate_fit()
+    if "sales" in (survivor.disqualified_by, absorbed.disqualified_by):
+        if work.stage is not Stage.DISQUALIFIED:
+            work.move(Stage.DISQUALIFIED, "rejected by sales", message_id)
+        work.disqualified_by = "sales"
+    elif Stage.SQL in (survivor.stage, absorbed.stage):
+        if work.stage is not Stage.SQL:
+            work.move(Stage.SQL, "sales qualified", message_id)
+            work.disqualified_by = None
+    else:
+        work.disqualification(survivor.disqualifiers, None, message_id)
+        work.thresholds(message_id)
+    return work.state(), work.transitions
+
+
+def _joined(survivor: LeadState, absorbed: LeadState) -> Identity:
+    mine = survivor.identity or Identity()
+    theirs = absorbed.identity or Identity()
+    ids = (*mine.absorbed, absorbed.lead_id, *theirs.absorbed)
+    return Identity(
+        identified=mine.identified or theirs.identified,
+        absorbed=ids[-MAX_MERGES:],
+        joins=tuple(sorted((*mine.joins, *theirs.joins)))[-MAX_ANONYMOUS_JOINS:],
+    )
+
+
+def _newer_traits(a: LeadState, b: LeadState) -> tuple[dict[str, Any], dict[str, float]]:
+    """Per trait (and per company trait), the value written later by event time; a tie
+    or a time unknown keeps the first lead's."""
+    traits = {**b.traits, **a.traits}
+    times = {**b.trait_times, **a.trait_times}
+    company = {**b.traits.get("company", {}), **a.traits.get("company", {})}
+    for name, at in b.trait_times.items():
+        if at <= a.trait_times.get(name, -math.inf):
+            continue
+        times[name] = at
+        if name.startswith("company."):
+            key = name.removeprefix("company.")
+            if key in b.traits.get("company", {}):
+                company[key] = b.traits["company"][key]
+        elif name in b.traits:
+            traits[name] = b.traits[name]
+    if company:
+        traits["company"] = company
+    return traits, times
+
+
+def _newer_criteria(
+    a: LeadState, b: LeadState
+) -> tuple[dict[str, dict[str, bool]], dict[str, float]]:
+    criteria = {**b.criteria, **a.criteria}
+    times = {**b.criteria_times, **a.criteria_times}
+    for framework, at in b.criteria_times.items():
+        if at > a.criteria_times.get(framework, -math.inf):
+            criteria[framework] = {**a.criteria.get(framework, {}), **b.criteria[framework]}
+            times[framework] = at
+    return criteria, times
 
 
 def advance(state: LeadState, until: float, rules: Rules) -> tuple[LeadState, list[Transition]]:
@@ -144,6 +251,7 @@ def snapshot_data(state: LeadState, rules: Rules, at: float | None = None) -> di
         "engagement_score": _round(sum(engagement.values())),
         "explanation": _explain(state, engagement, rules),
         "rules_version": rules.version,
+        "absorbed_ids": list(state.identity.absorbed) if state.identity is not None else [],
     }
 
 
@@ -261,7 +369,13 @@ class _Work:
     limit_horizons: dict[str, float]
     seen: bytes
     applied: dict[str, int]
+    trait_times: dict[str, float]
+    criteria_times: dict[str, float]
+    first_at: float | None
+    identity: Identity | None
     transitions: list[Transition] = field(default_factory=list)
+    # While merging: the absorbed lead's id (transition ids and reasons name it).
+    merging: str | None = None
 
     @classmethod
     def of(cls, lead: LeadState, rules: Rules) -> _Work:
@@ -282,6 +396,10 @@ class _Work:
             lead.limit_horizons,
             lead.seen,
             lead.applied,
+            lead.trait_times,
+            lead.criteria_times,
+            lead.first_at,
+            lead.identity,
         )
 
     def state(self) -> LeadState:
@@ -300,6 +418,10 @@ class _Work:
             self.limit_horizons,
             self.seen,
             self.applied,
+            self.trait_times,
+            self.criteria_times,
+            self.first_at,
+            self.identity,
         )
 
     # -- time -------------------------------------------------------------
@@ -323,17 +445,21 @@ class _Work:
 
     # -- applying a message -------------------------------------------------
 
-    def merge_traits(self, message: Identify | Group) -> None:
+    def merge_traits(self, message: Identify | Group, at: float) -> None:
         """Last write per trait wins; group traits (and an identify `company`) go under company."""
         traits = dict(self.traits)
+        times = dict(self.trait_times)
         if isinstance(message, Identify):
             incoming = dict(message.traits)
             company_update = incoming.pop("company", None)
             traits.update(incoming)
+            times.update(dict.fromkeys(incoming, at))
         else:
             company_update = {"id": message.groupId, **message.traits}
         if isinstance(company_update, dict):
             traits["company"] = {**traits.get("company", {}), **company_update}
+            times.update(dict.fromkeys((f"company.{name}" for name in company_update), at))
+        self.trait_times = times
         known = self.traits
         changed = {name for name, value in traits.items() if known.get(name, _ABSENT) != value}
         if not changed:
@@ -370,6 +496,35 @@ class _Work:
             engagement[rule.id] = engagement.get(rule.id, 0.0) + rule.points * factor
         self.engagement = engagement
 
+    def combine_firings(self, other: LeadState) -> None:
+        """Both leads' counted firings, the limits held over them together: a firing the
+        limit would not have counted in one history is taken out, points and all."""
+        assert self.clock is not None
+        for rule_id, theirs in other.firings.items():
+            rule = self.rules.engagement_rule(rule_id)
+            horizon = max(
+                self.limit_horizons.get(rule_id, -math.inf),
+                other.limit_horizons.get(rule_id, -math.inf),
+            )
+            if horizon > -math.inf:
+                self.limit_horizons = {**self.limit_horizons, rule_id: horizon}
+            times = sorted((*self.firings.get(rule_id, ()), *theirs))
+            if rule is None or rule.limit is None:
+                self.firings = {**self.firings, rule_id: tuple(times)}
+                continue
+            kept: list[float] = []
+            for at in times:
+                start = at - rule.limit.window
+                if bisect_right(kept, at) - bisect_left(kept, start) >= rule.limit.count:
+                    dropped = decay(rule.points, self.clock - at, self.rules)
+                    self.engagement[rule_id] = self.engagement.get(rule_id, 0.0) - dropped
+                else:
+                    kept.append(at)
+            self.firings = {
+                **self.firings,
+                rule_id: tuple(kept[-LIMIT_HISTORY * rule.limit.count :]),
+            }
+
     def _count_within_limit(self, rule_id: str, count: int, window: float, at: float) -> bool:
         """Count a firing at `at` unless `count` counted ones lie in [at - window, at].
 
@@ -403,6 +558,9 @@ class _Work:
     ) -> None:
         """A stage change caused by a message, or (message_id None) by decay at `crossing`."""
         trigger = f"message:{message_id}" if message_id is not None else f"decay:{crossing}"
+        if self.merging is not None:
+            trigger = f"merge:{self.merging}:{trigger}"
+            reason = f"merged {self.merging}: {reason}"
         assert self.clock is not None
         engagement = dict(self.engagement)
         explanation = _explain(self, engagement, self.rules)
@@ -430,24 +588,24 @@ class _Work:
         self,
         previous_disqualifiers: tuple[str, ...],
         sales_event: SalesEvent | None,
-        message: Message,
+        message_id: str,
+        why: object = None,
     ) -> None:
         rejected = sales_event is SalesEvent.LEAD_REJECTED
         if self.stage is Stage.DISQUALIFIED:
             if rejected:
                 self.disqualified_by = "sales"
             elif self.disqualified_by == "rules" and not self.disqualifiers:
-                self.move(Stage.LEAD, "disqualifying traits no longer match", message.messageId)
+                self.move(Stage.LEAD, "disqualifying traits no longer match", message_id)
                 self.disqualified_by = None
         elif rejected:
-            why = message.properties.get("reason")  # type: ignore[union-attr]
             # A sales decision stands whatever its note; the note is cut to a line's length.
             reason = f"rejected by sales: {_brief(why)}" if why else "rejected by sales"
-            self.move(Stage.DISQUALIFIED, reason, message.messageId)
+            self.move(Stage.DISQUALIFIED, reason, message_id)
             self.disqualified_by = "sales"
         elif newly := [r for r in self.disqualifiers if r not in previous_disqualifiers]:
             reason = f"disqualified by rule {', '.join(newly)}"
-            self.move(Stage.DISQUALIFIED, reason, message.messageId)
+            self.move(Stage.DISQUALIFIED, reason, message_id)
             self.disqualified_by = "rules"
 
     def thresholds(self, message_id: str) -> None:

@@ -82,6 +82,33 @@ class ScoreSnapshot(_Output):
     engagement_score: float
     explanation: Explanation
     rules_version: str
+    absorbed_ids: list[str] = Field(
+        default_factory=list, description="the ids of the leads merged into this one"
+    )
+
+
+class LeadMerge(_Output):
+    """A lead absorbed into another of the same person: the value on `lead-merges`."""
+
+    merge_id: str = Field(description="UUIDv5 of both ids and the message: a replay yields it")
+    merged_id: str = Field(description="the lead that ends (a tombstone follows on lead-scores)")
+    survivor_id: str
+    via: Literal["anonymousId", "email", "alias"] = Field(
+        description="what linked them: a message carrying both ids, an identify's email, "
+        "or an alias"
+    )
+    message_id: str = Field(description="the message that linked the two")
+    occurred_at: datetime = Field(description="event time of that message")
+
+
+class LeadDeletion(_Output):
+    """A lead forgotten on a `delete` request: the value on `lead-deletions`."""
+
+    deletion_id: str
+    lead_id: str
+    absorbed_ids: list[str] = Field(description="ids merged into it, forgotten with it")
+    message_id: str
+    occurred_at: datetime = Field(description="event time of the delete request")
 
 
 class SalesAlert(_Output):
@@ -92,6 +119,16 @@ class SalesAlert(_Output):
     occurred_at: datetime
     summary: str = Field(description="one or two human-readable lines for the rep")
     transition: Transition
+
+
+def merge_id(merged_id: str, survivor_id: str, message_id: str) -> str:
+    return str(
+        uuid.uuid5(TRANSITION_NAMESPACE, "\x1f".join(("merge", merged_id, survivor_id, message_id)))
+    )
+
+
+def deletion_id(lead_id: str, message_id: str) -> str:
+    return str(uuid.uuid5(TRANSITION_NAMESPACE, "\x1f".join(("delete", lead_id, message_id))))
 
 
 def transition_id(lead_id: str, from_stage: Stage, to_stage: Stage, trigger_key: str) -> str:

@@ -200,6 +200,7 @@ class Rules:
 
     __slots__ = (
         "_by_kind",
+        "_engagement",
         "_fit",
         "fingerprint",
         "half_life",
@@ -228,11 +229,15 @@ class Rules:
             compiled = (rule, compile_where(rule.where))
             by_kind.setdefault((rule.type, rule.event), []).append(compiled)
         self._by_kind = {kind: tuple(rules) for kind, rules in by_kind.items()}
+        self._engagement = {rule.id: rule for rule in spec.engagement.rules}
         # Each fit rule with the top-level traits it reads.
         self._fit = tuple(
             (rule, compile_where(rule.where), frozenset(path.split(".")[0] for path in rule.where))
             for rule in spec.fit.rules
         )
+
+    def engagement_rule(self, rule_id: str) -> EngagementRule | None:
+        return self._engagement.get(rule_id)
 
     def engagement_rules_matching(self, message: Message) -> list[EngagementRule]:
         """The engagement rules a message fires (each at most once)."""

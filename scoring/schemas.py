@@ -15,7 +15,14 @@ from typing import Any
 from scoring.api import ApiError, FunnelView, LeadView, RecentTransitions, TopLeads
 from scoring.messages import MESSAGE_ADAPTER
 from scoring.normalize import END_INSTANT, ID_FIELDS, MILLISECONDS_ABOVE, TIME_FIELDS
-from scoring.outputs import DeadLetter, SalesAlert, ScoreSnapshot, Transition
+from scoring.outputs import (
+    DeadLetter,
+    LeadDeletion,
+    LeadMerge,
+    SalesAlert,
+    ScoreSnapshot,
+    Transition,
+)
 
 
 def schemas() -> dict[str, dict[str, Any]]:
@@ -26,6 +33,8 @@ def schemas() -> dict[str, dict[str, Any]]:
         "score-snapshot.schema.json": ScoreSnapshot.model_json_schema(),
         "sales-alert.schema.json": SalesAlert.model_json_schema(),
         "dead-letter.schema.json": DeadLetter.model_json_schema(),
+        "lead-merge.schema.json": LeadMerge.model_json_schema(),
+        "lead-deletion.schema.json": LeadDeletion.model_json_schema(),
         "api-lead.schema.json": LeadView.model_json_schema(),
         "api-top-leads.schema.json": TopLeads.model_json_schema(),
         "api-funnel.schema.json": FunnelView.model_json_schema(),
@@ -71,13 +80,16 @@ def accepted_input(canonical: dict[str, Any]) -> dict[str, Any]:
     definitions["Batch"] = {
         "type": "object",
         "description": "a batch body (Segment's and RudderStack's HTTP API): its messages, "
-        "in order; its context and integrations apply to items that lack them",
+        "in order; its context, integrations, sentAt and receivedAt apply to items that "
+        "lack them",
         "required": ["batch"],
         "not": {"required": ["type"]},
         "properties": {
             "batch": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/Message"}},
             "context": {"type": "object"},
             "integrations": {"type": "object"},
+            "sentAt": {"description": "applies to items that lack one"},
+            "receivedAt": {"description": "applies to items that lack one"},
         },
     }
     return {

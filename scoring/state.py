@@ -15,6 +15,10 @@
   position of the last one applied. A message at or before it was applied
   already, however long ago. One entry per source, so bounded by the number
   of input partitions.
+- Identity (see scoring.identity): whether the lead's id is a user id, the ids it
+  absorbed (at most MAX_MERGES), and the event times of the anonymous ids that joined
+  it within ANONYMOUS_WINDOW (at most MAX_ANONYMOUS_JOINS). For merges by event time,
+  the time of each trait's and each framework's last write.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from pydantic import ConfigDict, TypeAdapter
 
 DEDUPE_WINDOW = 64
 LIMIT_HISTORY = 4
+MAX_MERGES = 100
+MAX_ANONYMOUS_JOINS = 5
+ANONYMOUS_WINDOW = 30 * 86_400.0
 _DIGEST = 8
 
 
@@ -76,10 +83,33 @@ class LeadState:
     seen: bytes = b""
     # Per source of messages: the position of the last message applied from it.
     applied: dict[str, int] = field(default_factory=dict)
+    # Event time of each trait's last write ("company.<name>" for company traits), and
+    # of each framework's last criteria update: a merge keeps the newer value.
+    trait_times: dict[str, float] = field(default_factory=dict)
+    criteria_times: dict[str, float] = field(default_factory=dict)
+    # Earliest event time applied: of two leads without a user id, the older survives.
+    first_at: float | None = None
+    # Identity: None for a lead that never merged and whose id is not a user id.
+    identity: Identity | None = None
 
     @property
     def fit_score(self) -> float:
         return sum(self.fit.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a lead is, beyond its id."""
+
+    # Whether the lead's id is a user id (else an anonymous id).
+    identified: bool = False
+    # The ids of the leads merged into this one, oldest first (at most MAX_MERGES).
+    absorbed: tuple[str, ...] = ()
+    # Event times of the anonymous ids that joined it, within ANONYMOUS_WINDOW of its clock.
+    joins: tuple[float, ...] = ()
+
+
+IDENTIFIED = Identity(identified=True)
 
 
 # Where a message was read: its source (e.g. "lead-events:3") and its position in it,
@@ -89,8 +119,12 @@ Position = tuple[str, int]
 _STATE = TypeAdapter(LeadState)
 
 
-def new_lead(lead_id: str) -> LeadState:
-    return LeadState(lead_id=lead_id)
+def new_lead(lead_id: str, identified: bool = False) -> LeadState:
+    return LeadState(lead_id=lead_id, identity=IDENTIFIED if identified else None)
+
+
+def is_identified(state: LeadState) -> bool:
+    return state.identity is not None and state.identity.identified
 
 
 def message_digest(message_id: str) -> bytes:

@@ -31,7 +31,7 @@ def _replay(args: argparse.Namespace) -> int:
     # Lead states live until the end: scanning them in every young-generation
     # collection costs more than a third of the run.
     gc.set_threshold(100_000, 50, 100)
-    replay = Replay(rules, at=args.at)
+    replay = Replay(rules, at=args.at, stitch=args.stitch)
     out = sys.stdout.buffer
     source: BinaryIO
     if args.events == "-":
@@ -53,8 +53,12 @@ def _replay(args: argparse.Namespace) -> int:
         out.write(record.model_dump_json().encode() + b"\n")
     out.flush()
     later = f", {replay.not_yet} after --at not applied" if args.at is not None else ""
+    identities = replay.identities
+    conflicts = sum(identities.conflicts.values())
+    stitched = f"; {replay.merges} merges, {conflicts} identity conflicts" if args.stitch else ""
+    deleted = f", {replay.deletions} deletions" if replay.deletions else ""
     print(
-        f"replayed {replay.applied} messages for {len(replay.states)} leads; "
+        f"replayed {replay.applied} messages for {len(replay.states)} leads{stitched}{deleted}; "
         f"{replay.bad} bad lines skipped{later}",
         file=sys.stderr,
     )
@@ -160,7 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the latest timestamp in the file)",
     )
     replay.add_argument(
-        "--transitions", action="store_true", help="print each transition instead of the leads"
+        "--transitions",
+        action="store_true",
+        help="print each transition, merge and deletion instead of the leads",
+    )
+    replay.add_argument(
+        "--no-stitch",
+        dest="stitch",
+        action="store_false",
+        help="score every message under its own userId (else anonymousId), merging no "
+        "identities: as the stream worker scores until it stitches too",
     )
     replay.set_defaults(run=_replay)
 

@@ -86,7 +86,7 @@ def replayed(lines: list[str], tmp_path: Path) -> list[Transition]:
     events = tmp_path / "sent.jsonl"
     events.write_text("".join(line + "\n" for line in lines))
     done = subprocess.run(
-        [*LEADSCORE, "replay", str(events), "--transitions"],
+        [*LEADSCORE, "replay", str(events), "--transitions", "--no-stitch"],
         cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     return [Transition.model_validate_json(line) for line in done.stdout.splitlines()]

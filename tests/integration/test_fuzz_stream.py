@@ -108,7 +108,7 @@ def replay_transitions(lines: list[bytes], root: Path) -> list[Transition]:
     events = root / "good.jsonl"
     events.write_bytes(b"\n".join(lines) + b"\n")
     run = subprocess.run(
-        [*LEADSCORE, "replay", str(events), "--transitions"],
+        [*LEADSCORE, "replay", str(events), "--transitions", "--no-stitch"],
         cwd=REPO,
         capture_output=True,
         check=True,

@@ -48,7 +48,7 @@ def recent_traffic(messages: int, leads: int, seed: int, span_s: float = 60.0) -
 
 def expected(lines: list[str]) -> tuple[dict[str, list[Transition]], float]:
     """What replay says, per lead, with every decay demotion to come; and when the last is."""
-    replay = Replay(parse_rules(FAST_RULES), at=time.time() + 86_400)
+    replay = Replay(parse_rules(FAST_RULES), at=time.time() + 86_400, stitch=False)
     by_lead: dict[str, list[Transition]] = defaultdict(list)
     for item in replay.feed(lines):
         if isinstance(item, Transition):
@@ -183,7 +183,7 @@ def test_a_worker_killed_mid_stream_loses_no_state(deployment: Deployment, guara
     want, last_crossing = expected(lines)
     total = sum(map(len, want.values()))
     first, second = lines[:400], lines[400:]
-    first_part = sum(1 for _ in Replay(parse_rules(FAST_RULES)).feed(first))
+    first_part = sum(1 for _ in Replay(parse_rules(FAST_RULES), stitch=False).feed(first))
 
     worker = deployment.worker().start()
     try:

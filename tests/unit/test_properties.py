@@ -40,7 +40,7 @@ engagement:
       limit: {{count: 3, per_days: 2}}
 fit:
   rules:
-    - {{id: big, where: {{company.employee_count: {{gte: 50}}}}, points: 20}}
+    - {{id: big, where: {{company.employees: {{gte: 50}}}}, points: 20}}
     - {{id: boss, where: {{title: {{matches: "(?i)\\\\bvp\\\\b"}}}}, points: 20}}
     - {{id: rival, where: {{email: {{ends_with: "@rival.example"}}}}, disqualify: true}}
 stages:
@@ -60,8 +60,8 @@ TEMPLATES: list[dict[str, object]] = [
     {"type": "identify", "traits": {"title": "VP Sales", "email": "a@acme.example"}},
     {"type": "identify", "traits": {"email": "a@rival.example"}},
     {"type": "identify", "traits": {"email": "a@acme.example", "title": "Engineer"}},
-    {"type": "group", "groupId": "g1", "traits": {"employee_count": 120}},
-    {"type": "group", "groupId": "g2", "traits": {"employee_count": 5}},
+    {"type": "group", "groupId": "g1", "traits": {"employees": 120}},
+    {"type": "group", "groupId": "g2", "traits": {"employees": 5}},
     {"type": "track", "event": "Qualification Updated",
      "properties": {"framework": "BANT", "criteria": {"budget": True, "need": True}}},
     {"type": "track", "event": "Qualification Updated",

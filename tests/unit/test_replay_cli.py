@@ -16,7 +16,7 @@ from scoring.outputs import ScoreSnapshot, Transition
 LINES = [
     {"type": "identify", "userId": "ada", "timestamp": "2026-11-01T09:00:00+00:00",
      "traits": {"email": "ada@acme.example", "title": "VP Engineering",
-                "company": {"employee_count": 120, "industry": "Software"}}},
+                "company": {"employees": 120, "industry": "Software"}}},
     {"type": "track", "event": "Demo Requested", "userId": "ada",
      "timestamp": "2026-11-01T10:00:00+00:00"},
     {"type": "page", "userId": "bob", "timestamp": "2026-11-02T10:00:00+00:00",
@@ -53,7 +53,8 @@ def test_prints_each_lead_as_of_the_latest_timestamp(tmp_path: Path) -> None:
     assert [(s.lead_id, s.stage) for s in leads] == [("ada", "sql"), ("bob", "lead")]
     assert {s.as_of.isoformat() for s in leads} == {"2026-12-01T10:00:00+00:00"}
     assert leads[1].explanation.engagement[0].rule_id == "pricing-page"
-    assert "replayed 4 messages for 2 leads; 0 bad lines skipped" in run.stderr
+    summary = "replayed 4 messages for 2 leads; 0 merges, 0 identity conflicts; 0 bad lines skipped"
+    assert summary in run.stderr
 
 
 def test_transitions_are_printed_in_the_topic_shape(tmp_path: Path) -> None:
@@ -73,7 +74,9 @@ def test_bad_lines_are_reported_with_their_line_numbers_and_counted(tmp_path: Pa
     errors = run.stderr.splitlines()
     assert errors[0].startswith("line 2: Invalid JSON")
     assert errors[1].startswith("line 4: unknown type 'purchase'")
-    assert errors[2] == "replayed 4 messages for 2 leads; 2 bad lines skipped"
+    assert errors[2] == (
+        "replayed 4 messages for 2 leads; 0 merges, 0 identity conflicts; 2 bad lines skipped"
+    )
     assert len(run.stdout.splitlines()) == 2
 
 

@@ -11,7 +11,7 @@ from scoring.state import DEDUPE_WINDOW
 
 def test_state_size_does_not_grow_with_the_number_of_messages() -> None:
     rules = load_rules()
-    events = ["Email Opened", "Email Link Clicked", "Form Submitted", "Webinar Attended"]
+    events = ["Email Opened", "Email Link Clicked", "Form Submitted", "Trial Started"]
     state, sizes = None, []
     start = datetime(2026, 1, 1, tzinfo=UTC)
     for i in range(5_000):
