@@ -1,7 +1,7 @@
 """`where` conditions of the rules file, compiled into plain predicates.
 
 A condition maps a dotted path to operators, all of which must hold:
-`{company.employee_count: {gte: 50, lt: 500}}`. A missing path satisfies
+`{company.employees: {gte: 50, lt: 500}}`. A missing path satisfies
 only `exists: false` (so does a JSON null). Comparisons between a number and a numeric string
 (Segment traits often carry "250") compare the numbers; other mismatched
 types never match, and never raise.

@@ -38,7 +38,7 @@ def an_mql(lead: str, message_ids: tuple[str, str]) -> list[str]:
     return [
         json.dumps({"type": "identify", "messageId": identify, "userId": lead,
                     "timestamp": at(0), "traits": {"email": "kim@bigco.example",
-                    "title": "VP Sales", "company": {"employee_count": 400}}}),
+                    "title": "VP Sales", "company": {"employees": 400}}}),
         json.dumps({"type": "track", "messageId": demo, "userId": lead, "timestamp": at(1),
                     "event": "Demo Requested"}),
     ]  # fmt: skip

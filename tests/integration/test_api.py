@@ -47,7 +47,7 @@ def buyer(lead: str, *, qualified: bool = False) -> list[str]:
     messages = [
         {"type": "identify", "messageId": f"{lead}-1", "userId": lead, "timestamp": at(0),
          "traits": {"email": f"{lead}@bigco.example", "title": "VP Sales",
-                    "company": {"employee_count": 400}}},
+                    "company": {"employees": 400}}},
         {"type": "track", "messageId": f"{lead}-2", "userId": lead, "timestamp": at(1),
          "event": "Demo Requested"},
     ]  # fmt: skip

@@ -46,7 +46,7 @@ def mql_events(lead: str) -> list[str]:
         json.dumps({"type": "identify", "messageId": f"{lead}-1", "userId": lead,
                     "timestamp": at(0),
                     "traits": {"email": "kim@bigco.example", "title": "VP Sales",
-                               "company": {"employee_count": 400}}}),
+                               "company": {"employees": 400}}}),
         json.dumps({"type": "track", "messageId": f"{lead}-2", "userId": lead,
                     "timestamp": at(1), "event": "Demo Requested"}),
     ]  # fmt: skip

@@ -119,7 +119,7 @@ def qualified(lead: str) -> list[str]:
     return [
         json.dumps({"type": "identify", "messageId": f"{lead}-1", "userId": lead,
                     "timestamp": at(0), "traits": {"title": "VP Sales",
-                                                   "company": {"employee_count": 400}}}),
+                                                   "company": {"employees": 400}}}),
         json.dumps({"type": "track", "messageId": f"{lead}-2", "userId": lead,
                     "timestamp": at(1), "event": "Demo Requested"}),
         json.dumps({"type": "track", "messageId": f"{lead}-3", "userId": lead,

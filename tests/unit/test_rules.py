@@ -19,11 +19,42 @@ stages:
 def test_example_rules_load_and_cover_the_b2b_signals() -> None:
     rules = load_rules()
     ids = {rule.id for rule in rules.spec.engagement.rules} | {r.id for r in rules.spec.fit.rules}
-    assert {"email-open", "email-click", "popup-signup", "pricing-page", "demo-page"} <= ids
-    assert {"form-filled", "webinar-attended", "unsubscribed", "email-bounced"} <= ids
+    assert {"email-open", "email-click", "signed-up", "pricing-page", "demo-page"} <= ids
+    assert {"form-filled", "trial-started", "account-created", "signed-in"} <= ids
+    assert {"unsubscribed", "email-bounced", "email-marked-spam"} <= ids
     assert {"company-size", "decision-maker", "target-industry", "competitor", "free-mail"} <= ids
     assert rules.half_life == 30 * 86_400
     assert rules.qualification.framework == "BANT"
+
+
+def test_example_rules_score_segment_spec_events_and_traits() -> None:
+    spec = load_rules().spec
+    events = {rule.event: rule.points for rule in spec.engagement.rules if rule.event}
+    assert events == {
+        # Segment's Email spec
+        "Email Opened": 2,
+        "Email Link Clicked": 5,
+        "Unsubscribed": -30,
+        "Email Bounced": -20,
+        "Email Marked as Spam": -40,
+        # Segment's B2B SaaS spec
+        "Signed Up": 10,
+        "Account Created": 20,
+        "Trial Started": 30,
+        "Signed In": 3,
+        # conversions
+        "Form Submitted": 15,
+        "Demo Requested": 40,
+    }
+    limited = {rule.id: (rule.limit.count, rule.limit.per_days) for rule in spec.engagement.rules
+               if rule.limit}  # fmt: skip
+    assert limited == {
+        "email-open": (5, 30), "email-click": (5, 30), "pricing-page": (3, 7),
+        "demo-page": (3, 7), "page-visit": (10, 7), "signed-up": (1, 30),
+        "form-filled": (3, 30), "signed-in": (5, 7),
+    }  # fmt: skip
+    paths = {path for rule in spec.fit.rules for path in rule.where}
+    assert paths == {"company.employees", "company.industry", "title", "email"}
 
 
 def test_a_minimal_file_gets_the_documented_defaults() -> None:

@@ -22,7 +22,7 @@ from streams.webhooks import Delivery, NotAnAlert, WebhookError, backoff, delive
 
 EVENTS = [
     {"type": "identify", "messageId": "m1", "timestamp": "2026-11-01T09:00:00Z", "userId": "ada",
-     "traits": {"title": "VP Engineering", "company": {"employee_count": 120}}},
+     "traits": {"title": "VP Engineering", "company": {"employees": 120}}},
     {"type": "track", "messageId": "m3", "timestamp": "2026-11-01T09:10:00Z", "userId": "ada",
      "event": "Demo Requested"},
     {"type": "track", "messageId": "m4", "timestamp": "2026-11-02T10:00:00Z", "userId": "ada",
