@@ -6,9 +6,11 @@ several times, and reports messages per CPU-second of the child (its user +
 system time: messages/s per core, since replay is single-threaded) and its
 peak resident memory. With `--growth` it also replays files with the same
 leads and 2x, 4x the messages, to show memory does not grow with the number
-of messages per lead.
+of messages per lead. With `--stitching` it replays the file with and without
+identity stitching (`--no-stitch`), in turns, to show what stitching costs.
 
     .venv/bin/python benchmarks/replay_throughput.py [--messages N] [--leads N] [--runs N]
+    .venv/bin/python benchmarks/replay_throughput.py --stitching
 """
 
 from __future__ import annotations
@@ -39,12 +41,12 @@ def events_file(messages: int, leads: int, seed: int) -> Path:
     return path
 
 
-def replay_once(path: Path) -> tuple[float, float, int, int]:
+def replay_once(path: Path, *flags: str) -> tuple[float, float, int, int]:
     """Wall seconds, CPU seconds, peak RSS (KiB) and leads scored of one `leadscore replay`."""
     with open(os.devnull, "wb") as sink:
         started = os.times().elapsed
         child = subprocess.Popen(
-            [str(LEADSCORE), "replay", str(path)], stdout=sink, stderr=subprocess.PIPE
+            [str(LEADSCORE), "replay", str(path), *flags], stdout=sink, stderr=subprocess.PIPE
         )
         _, status, usage = os.wait4(child.pid, 0)
         wall = os.times().elapsed - started
@@ -63,7 +65,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--growth", action="store_true", help="also replay 2x and 4x messages")
+    parser.add_argument(
+        "--stitching", action="store_true", help="with and without identity stitching, in turns"
+    )
     args = parser.parse_args()
+    if args.stitching:
+        stitching_cost(events_file(args.messages, args.leads, args.seed), args.messages, args.runs)
+        return
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")  # fmt: skip
@@ -84,6 +92,24 @@ def main() -> None:
             f"| {peak / leads:.1f} |",
             flush=True,
         )
+
+
+def stitching_cost(path: Path, messages: int, runs: int) -> None:
+    """msg/s per core of replay with stitching and with `--no-stitch`, runs interleaved."""
+    rates: dict[str, list[float]] = {"stitching": [], "--no-stitch": []}
+    leads: dict[str, int] = {}
+    for _ in range(runs):
+        for mode in rates:
+            _, cpu, _, scored = replay_once(path, *([mode] if mode.startswith("--") else []))
+            rates[mode].append(messages / cpu)
+            leads[mode] = scored
+    print("| replay | leads | msg/s per core (median) | best |")
+    print("| --- | --- | --- | --- |")
+    for mode, measured in rates.items():
+        print(f"| {mode} | {leads[mode]:,} | {statistics.median(measured):,.0f} "
+              f"| {max(measured):,.0f} |")  # fmt: skip
+    cost = 1 - statistics.median(rates["stitching"]) / statistics.median(rates["--no-stitch"])
+    print(f"stitching costs {cost:.1%} of replay's throughput")
 
 
 if __name__ == "__main__":

@@ -171,6 +171,9 @@ class DeadLetter(_Output):
     source_topic: str
     source_partition: int
     source_offset: int
+    source_item: int | None = Field(
+        None, description="the rejected item's index, when the record is a batch body"
+    )
     original_key: bytes | None
     original_value: bytes | None
     rejected_at: datetime = Field(description="wall-clock time of the rejection")

@@ -69,6 +69,12 @@ def accepted_input(canonical: dict[str, Any]) -> dict[str, Any]:
         for id_field in ID_FIELDS:
             if id_field in fields:
                 fields[id_field] = _with_integers(fields[id_field])
+        for object_field in ("context", "integrations"):
+            declared = fields.get(object_field, {"type": "object"})
+            fields[object_field] = {
+                "anyOf": [declared, {"type": "null"}, {"type": "array", "maxItems": 0}],
+                "description": "null or an empty list (PHP's empty object) counts as absent",
+            }
         message["required"] = [
             field for field in message["required"] if field not in ("messageId", "timestamp")
         ]

@@ -31,12 +31,19 @@ from scoring import (
     advance,
     apply_message,
     next_crossing,
-    parse_message,
     sales_alert,
 )
-from scoring.outputs import DeadLetter
+from scoring.messages import Batch, Delete, Message, parse_input
+from scoring.outputs import DeadLetter, LeadDeletion, deletion_id
 from scoring.state import Stage, applied_already
-from streams.app import CONTROL_HEADER, DECAY_CHECK, FUNNEL_KEY, ORIGIN_HEADER, LeadscoreApp
+from streams.app import (
+    CONTROL_HEADER,
+    DECAY_CHECK,
+    FUNNEL_KEY,
+    ITEMS_PER_RECORD,
+    ORIGIN_HEADER,
+    LeadscoreApp,
+)
 from streams.consumer import use_intake
 from streams.funnel import new_lead
 from streams.topics import partition_for
@@ -72,22 +79,39 @@ class Scorer:
         if headers and _is_decay_check(headers):
             await self.check_decay(record.key, record.partition, float(record.value))
             return "decay_check"
-        message = parse_message(record.value)
-        if isinstance(message, Rejection):
-            await self.dead_letter(record, message)
+        parsed = parse_input(record.value)
+        if isinstance(parsed, Batch):
+            # A batch body: its messages in order, each where it would be alone; a bad item
+            # is dead-lettered (its reason names its index) and the others are applied.
+            counts = self.metrics.messages
+            for index, item in enumerate(parsed):
+                if isinstance(item, Rejection):
+                    await self.dead_letter(record, item)
+                    counts["rejected"] += 1
+                else:
+                    counts[await self._message(record, item, index, single=False)] += 1
+            return "batch"
+        if isinstance(parsed, Rejection):
+            await self.dead_letter(record, parsed)
             return "rejected"
+        return await self._message(record, parsed, 0, single=True)
+
+    async def _message(self, record: Any, message: Message, index: int, *, single: bool) -> str:
+        """One message of `record` (its `index`-th; `single`: the record is this message)."""
         lead_key = message.lead_id.encode()
         owner = partition_for(lead_key, self.partitions)
+        headers = record.headers
         origin = _origin(headers) if headers else None
         if origin is None:
-            origin = f"{record.topic}:{record.partition}", record.offset
+            source = f"{record.topic}:{record.partition}"
+            origin = source, record.offset * ITEMS_PER_RECORD + index
         if record.partition != owner:
             # The record's key was not its lead: on to the lead's partition, with where it
             # was read, which tells the lead a re-read forward from a new message.
             await self.app.emit(
                 self.app.repartition,
                 lead_key,
-                record.value,
+                record.value if single else _encoded(message),
                 partition=owner,
                 headers=[(ORIGIN_HEADER, f"{origin[0]}:{origin[1]}".encode())],
             )
@@ -99,15 +123,41 @@ class Scorer:
             # before its snapshot reached lead-scores. The next flush sends it again.
             self.store.put(lead_key, owner, state)
             return "reread"
+        if isinstance(message, Delete):
+            await self.forget(lead_key, owner, state, message)
+            return "deleted"
         updated, transitions = apply_message(state, message, self.rules, origin)
         if state is not None and updated.seen == state.seen:
             # A resend (its messageId was applied already): only its position is new.
             self.store.put(lead_key, owner, updated)
             return "duplicate"
         if state is None:  # counted in the funnel (once: by the message's position)
-            await self.app.emit(self.app.funnel_topic, FUNNEL_KEY, new_lead(record), partition=0)
+            funnel_record = new_lead(record, index)
+            await self.app.emit(self.app.funnel_topic, FUNNEL_KEY, funnel_record, partition=0)
         await self.save(lead_key, owner, updated, transitions)
         return "applied"
+
+    async def forget(
+        self, lead_key: bytes, partition: int, state: LeadState | None, message: Delete
+    ) -> None:
+        """A delete request: the lead's state and recent transitions go (tombstones on its
+        table and on lead-scores by the next flush), and a record says so on lead-deletions.
+
+        A lead deleted again (a re-read, a resend) sends the same record, with the same id.
+        """
+        lead_id = message.userId
+        absorbed = list(state.identity.absorbed) if state is not None and state.identity else []
+        deletion = LeadDeletion(
+            deletion_id=deletion_id(lead_id, message.messageId),
+            lead_id=lead_id,
+            absorbed_ids=absorbed,
+            message_id=message.messageId,
+            occurred_at=message.timestamp,
+        )
+        await self.app.emit(self.app.deletions, lead_key, _json(deletion))
+        if state is not None:
+            self.store.delete(lead_key, partition)
+            self.store.table_put(self.app.recent, lead_key, partition, None)
 
     async def check_decay(self, lead_key: bytes, partition: int, until: float) -> None:
         state = self.store.get(lead_key, partition)
@@ -154,6 +204,7 @@ class Scorer:
             source_topic=record.topic,
             source_partition=record.partition,
             source_offset=record.offset,
+            source_item=rejection.index,
             original_key=record.key,
             original_value=record.value,
             rejected_at=datetime.fromtimestamp(time.time(), UTC),
@@ -183,6 +234,11 @@ def _newest_first(transitions: list[Transition], stored: bytes | None) -> bytes:
     newest = [t.model_dump(mode="json") for t in reversed(transitions)]
     older = orjson.loads(stored) if stored else []
     return orjson.dumps([*newest, *older][:RECENT_PER_LEAD])
+
+
+def _encoded(message: Message) -> bytes:
+    """A batch item on its own, as `parse_message` reads it back (the same message)."""
+    return message.model_dump_json(exclude_unset=True).encode()
 
 
 def _json(model: Any) -> bytes:

@@ -29,8 +29,11 @@ FUNNEL_KEY = b"funnel"
 RECENT_KEY = b"recent"
 CONTROL_HEADER = "leadscore-control"
 DECAY_CHECK = b"decay-check"
-# On a repartitioned record: where it was first read, "topic:partition:offset".
+# On a repartitioned record: where it was first read, "topic:partition:position".
 ORIGIN_HEADER = "leadscore-origin"
+# A message's position in its source partition: the record's offset times ITEMS_PER_RECORD
+# plus its index in the record (a batch body is many messages; any other record is one).
+ITEMS_PER_RECORD = 1 << 20
 
 
 @dataclass
@@ -46,6 +49,7 @@ class LeadscoreApp:
     alerts: TopicT
     scores: TopicT
     dead_letters: TopicT
+    deletions: TopicT
     leads: TableT[bytes, bytes]  # lead id -> encoded scoring.LeadState
     recent: TableT[bytes, bytes]  # lead id -> JSON list of its last transitions, newest first
     funnel_topic: TopicT  # one partition: every transition, and new-lead counts
@@ -153,6 +157,7 @@ def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
         alerts=_raw_topic(app, settings.alerts_topic),
         scores=_raw_topic(app, settings.scores_topic),
         dead_letters=_raw_topic(app, settings.dlq_topic),
+        deletions=_raw_topic(app, settings.deletions_topic),
         leads=_raw_table(app, "leads", settings.partitions),
         recent=_raw_table(app, "recent-transitions", settings.partitions),
         funnel_topic=funnel_channel,

@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from scoring import Rejection, parse_message
+from scoring import Rejection
 from scoring.errors import LeadscoreError
+from scoring.messages import Batch, parse_input
 from streams.console import render
 from streams.settings import Settings, where
 
@@ -114,13 +115,24 @@ def send(
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            message = parse_message(line)
-            if isinstance(message, Rejection):
+            parsed = parse_input(line)
+            if isinstance(parsed, Batch):
+                # Each good item on its own, keyed by its lead; each bad one reported.
+                for item in parsed:
+                    if isinstance(item, Rejection):
+                        report.rejected += 1
+                        print(f"line {number}: {item.reason}", file=errors)
+                        continue
+                    value = item.model_dump_json(exclude_unset=True).encode()
+                    pending.append(producer.send(target, key=item.lead_id.encode(), value=value))
+                    report.sent += 1
+                continue
+            if isinstance(parsed, Rejection):
                 report.rejected += 1
-                print(f"line {number}: {message.reason}", file=errors)
+                print(f"line {number}: {parsed.reason}", file=errors)
                 continue
             pending.append(
-                producer.send(target, key=message.lead_id.encode(), value=line.rstrip(b"\r\n"))
+                producer.send(target, key=parsed.lead_id.encode(), value=line.rstrip(b"\r\n"))
             )
             report.sent += 1
             if progress and report.sent % 1000 == 0:
@@ -160,6 +172,7 @@ def tail(
         "alerts": settings.alerts_topic,
         "scores": settings.scores_topic,
         "dlq": settings.dlq_topic,
+        "deletions": settings.deletions_topic,
     }[kind]
     check_access(settings)
     try:
@@ -179,7 +192,7 @@ def tail(
             for record in (r for records in batches.values() for r in records):
                 if max_records is not None and shown >= max_records:
                     break
-                print(render(kind, record.value), file=out, flush=True)
+                print(render(kind, record.value, record.key), file=out, flush=True)
                 shown += 1
                 last_record = time.monotonic()
             if idle_timeout is not None and time.monotonic() - last_record > idle_timeout:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scoring import SalesAlert, ScoreSnapshot, Transition
-from scoring.outputs import DeadLetter
+from scoring.outputs import DeadLetter, LeadDeletion
 
 ARROW = "→"
 
@@ -35,15 +35,24 @@ def dead_letter_line(d: DeadLetter) -> str:
     )
 
 
-def render(kind: str, value: bytes) -> str:
+def deletion_line(d: LeadDeletion) -> str:
+    absorbed = f" (and {', '.join(d.absorbed_ids)})" if d.absorbed_ids else ""
+    return f"{d.occurred_at:%Y-%m-%d %H:%M:%S}  {d.lead_id}{absorbed} deleted"
+
+
+def render(kind: str, value: bytes | None, key: bytes | None = None) -> str:
     """The line for a record of one of the output topics (`kind` as in `OUTPUTS`)."""
+    if value is None:  # a tombstone: the lead was deleted or merged into another
+        return f"{(key or b'').decode(errors='replace')}  (gone)"
     if kind == "transitions":
         return transition_line(Transition.model_validate_json(value))
     if kind == "alerts":
         return alert_line(SalesAlert.model_validate_json(value))
     if kind == "scores":
         return score_line(ScoreSnapshot.model_validate_json(value))
+    if kind == "deletions":
+        return deletion_line(LeadDeletion.model_validate_json(value))
     return dead_letter_line(DeadLetter.model_validate_json(value))
 
 
-OUTPUTS = ("transitions", "alerts", "scores", "dlq")
+OUTPUTS = ("transitions", "alerts", "scores", "dlq", "deletions")

@@ -30,7 +30,7 @@ from pydantic import BaseModel
 
 from scoring import Transition
 from scoring.funnel import Funnel, LeadFunnel, Origin, Recent
-from streams.app import FUNNEL_KEY, RECENT_KEY, LeadscoreApp
+from streams.app import FUNNEL_KEY, ITEMS_PER_RECORD, RECENT_KEY, LeadscoreApp
 from streams.consumer import use_intake
 
 
@@ -85,9 +85,11 @@ def register(app: LeadscoreApp) -> None:
         app.funnel_cache.clear()
 
 
-def new_lead(record: Any) -> bytes:
-    """The funnel record of a lead's first message, `record` (a Faust message)."""
-    origin = Origin(source=f"{record.topic}:{record.partition}", offset=record.offset)
+def new_lead(record: Any, index: int = 0) -> bytes:
+    """The funnel record of a lead's first message: the `index`-th of `record` (a Faust
+    message; a batch body holds many), whose position is the origin."""
+    position = record.offset * ITEMS_PER_RECORD + index
+    origin = Origin(source=f"{record.topic}:{record.partition}", offset=position)
     return json.dumps({"new_lead": True, "origin": origin.model_dump()}).encode()
 
 

@@ -53,6 +53,11 @@ class HotLeads:
             clock=state.clock,
         )
 
+    def forget(self, lead_key: bytes) -> None:
+        stage = self._stage_of.pop(lead_key, None)
+        if stage is not None:
+            self._by_stage[stage].pop(lead_key, None)
+
     def top(self, stage: str, limit: int) -> list[HotLead]:
         leads = self._by_stage.get(stage, {}).values()
         return heapq.nlargest(limit, leads, key=lambda hot: hot.rank)

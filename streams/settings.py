@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     dlq_topic: TopicName = Field(
         "lead-events-dlq", description="dead-letter topic of rejected input messages"
     )
+    deletions_topic: TopicName = Field(
+        "lead-deletions", description="output topic of the leads forgotten on a delete request"
+    )
     partitions: int = Field(8, ge=1, description="partitions of the topics leadscore creates")
     replication_factor: int = Field(
         1, ge=1, description="replication factor of the topics leadscore creates"
@@ -241,7 +244,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "app_id", "transitions_topic", "alerts_topic", "scores_topic", "dlq_topic",
-        "webhook_dlq_topic",
+        "deletions_topic", "webhook_dlq_topic",
     )  # fmt: skip
     @classmethod
     def _check_topic(cls, name: str) -> str:
@@ -286,9 +289,12 @@ class Settings(BaseSettings):
             problems["heartbeat_interval"] = (
                 f"must be less than the session timeout ({self.session_timeout:g} s)"
             )
-        outputs = [self.transitions_topic, self.alerts_topic, self.scores_topic, self.dlq_topic]
+        outputs = [
+            self.transitions_topic, self.alerts_topic, self.scores_topic, self.dlq_topic,
+            self.deletions_topic,
+        ]  # fmt: skip
         if len(set(outputs)) != len(outputs):
-            problems["transitions_topic"] = "the four output topics must be distinct"
+            problems["transitions_topic"] = "the five output topics must be distinct"
         if self.webhook_dlq_topic in [*outputs, *self.input_topics]:
             problems["webhook_dlq_topic"] = "must differ from the input and output topics"
         if looped := sorted(set(self.input_topics) & set(outputs)):

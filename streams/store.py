@@ -60,7 +60,8 @@ class Changes:
     """What changed since the last flush: lead states, and other table values."""
 
     def __init__(self) -> None:
-        self.leads: dict[bytes, tuple[int, LeadState]] = {}  # lead -> (partition, state)
+        # lead -> (partition, state); None: the lead was deleted.
+        self.leads: dict[bytes, tuple[int, LeadState | None]] = {}
         self.values: dict[tuple[str, bytes], tuple[Table, int, Value]] = {}
 
     def __bool__(self) -> bool:
@@ -88,6 +89,10 @@ class LeadStore:
         state = self.states.get(lead_key)
         if state is not None:
             return state
+        for changes in (self.changed, self.flushing):
+            pending = changes.leads.get(lead_key)
+            if pending is not None:
+                return pending[1]  # deleted since the last flush (else it was in `states`)
         stored = _read_store(self.app.leads, partition, lead_key)  # after a restart or rebalance
         return None if stored is None else decode_state(stored)
 
@@ -95,12 +100,21 @@ class LeadStore:
         if len(self.states) >= STATE_CACHE_SIZE:
             # Rare: forget the decoded states the table already has.
             pending = {**self.flushing.leads, **self.changed.leads}
-            self.states = {key: unflushed for key, (_, unflushed) in pending.items()}
+            self.states = {
+                key: unflushed for key, (_, unflushed) in pending.items() if unflushed is not None
+            }
         self.states[lead_key] = state
         self.changed.leads[lead_key] = (partition, state)
         # The in-memory indexes at once: the web views read them.
         self.app.crossings.set(lead_key, next_crossing(state, self.app.rules))
         self.app.hot.update(lead_key, state, self.app.rules)
+
+    def delete(self, lead_key: bytes, partition: int) -> None:
+        """Forget the lead: a tombstone to its table and to `lead-scores` by the next flush."""
+        self.states.pop(lead_key, None)
+        self.changed.leads[lead_key] = (partition, None)
+        self.app.crossings.set(lead_key, None)
+        self.app.hot.forget(lead_key)
 
     def table_get(self, table: Table, key: bytes, partition: int) -> bytes | None:
         """A table's value (`key` of table partition `partition`), with the writes not
@@ -179,6 +193,10 @@ class LeadStore:
         snapshots: dict[int, list[tuple[bytes, bytes | None]]] = {}
         async for lead_key, (partition, state) in _turning(changes.leads.items()):
             _, records = writes.setdefault((app.leads.name, partition), (app.leads, []))
+            if state is None:  # deleted: tombstones
+                records.append((lead_key, None))
+                snapshots.setdefault(partition, []).append((lead_key, None))
+                continue
             records.append((lead_key, encode_state(state)))
             snapshots.setdefault(partition, []).append((lead_key, snapshot_json(state, rules)))
         for (name, key), (table, partition, value) in changes.values.items():

@@ -53,6 +53,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.scores_topic, n, {"cleanup.policy": "compact"}),
         # A dead letter carries its record base64-encoded: up to 4/3 of Kafka's largest.
         TopicSpec(settings.dlq_topic, n, {**retained, "max.message.bytes": str(MAX_RECORD_BYTES)}),
+        TopicSpec(settings.deletions_topic, n),
         # Every transition again, on one partition, for the funnel totals.
         TopicSpec(funnel_topic(settings), 1, retained),
         *([TopicSpec(settings.webhook_dlq_topic, n)] if settings.webhook_url else []),

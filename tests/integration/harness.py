@@ -68,6 +68,7 @@ class Deployment:
         self.alerts_topic = f"sales-alerts-{tag}"
         self.scores_topic = f"lead-scores-{tag}"
         self.dlq_topic = f"lead-events-dlq-{tag}"
+        self.deletions_topic = f"lead-deletions-{tag}"
 
     def env(self, name: str) -> dict[str, str]:
         env = {
@@ -78,6 +79,7 @@ class Deployment:
             "LEADSCORE_ALERTS_TOPIC": self.alerts_topic,
             "LEADSCORE_SCORES_TOPIC": self.scores_topic,
             "LEADSCORE_DLQ_TOPIC": self.dlq_topic,
+            "LEADSCORE_DELETIONS_TOPIC": self.deletions_topic,
             "LEADSCORE_PARTITIONS": str(self.partitions),
             "LEADSCORE_DATA_DIR": str(self.root / name / "data"),
             "LEADSCORE_PROCESSING_GUARANTEE": self.guarantee,
@@ -116,7 +118,8 @@ class Deployment:
         timeout: float = 60.0,
         read_committed: bool = False,
     ) -> list[tuple[bytes | None, bytes]]:
-        """Records of `topic` from the start, until `until` of them or `timeout`."""
+        """Records of `topic` from the start, until `until` of them or `timeout`
+        (a tombstone's value is None)."""
         consumer = KafkaConsumer(
             topic,
             bootstrap_servers=self.kafka.bootstrap_servers,

@@ -131,3 +131,23 @@ def test_a_missing_events_file_exits_non_zero(tmp_path: Path) -> None:
     run = leadscore("replay", tmp_path / "none.jsonl")
     assert run.returncode == 2
     assert "cannot read" in run.stderr
+
+
+POPUP = Path(__file__).parents[1] / "fixtures" / "payloads" / "journeys" / "popup_signup.jsonl"
+
+
+def test_transitions_show_the_merges_in_order_and_no_stitch_merges_nothing() -> None:
+    run = leadscore("replay", POPUP, "--transitions")
+    assert run.returncode == 0, run.stderr
+    records = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [("merge_id" in r, r.get("to_stage")) for r in records] == [(True, None), (False, "mql")]
+    assert records[0]["survivor_id"] == records[1]["lead_id"] == "usr_01JB7ZK3Q8"
+    assert "7 messages for 1 leads; 1 merges, 0 identity conflicts;" in run.stderr
+
+    apart = leadscore("replay", POPUP, "--no-stitch")
+    leads = [ScoreSnapshot.model_validate_json(line) for line in apart.stdout.splitlines()]
+    assert {s.lead_id: s.stage for s in leads} == {
+        "29be5d21-2981-4b38-94c2-771116e58928": "lead",
+        "usr_01JB7ZK3Q8": "lead",
+    }
+    assert "replayed 7 messages for 2 leads; 0 bad lines skipped" in apart.stderr

@@ -61,6 +61,7 @@ def test_defaults() -> None:
         "alerts_topic": "sales-alerts",
         "scores_topic": "lead-scores",
         "dlq_topic": "lead-events-dlq",
+        "deletions_topic": "lead-deletions",
         "partitions": 8,
         "replication_factor": 1,
         "rules": None,
@@ -218,7 +219,7 @@ def test_decay_check_interval_bounds(seconds: str, valid: bool) -> None:
 
 
 def test_output_topics_must_be_distinct() -> None:
-    assert "the four output topics must be distinct" in problems_of(
+    assert "the five output topics must be distinct" in problems_of(
         "--scores-topic", "lead-transitions"
     )
 
@@ -273,6 +274,7 @@ def samples(tmp_path: Path) -> dict[str, tuple[str, Any]]:
         "alerts_topic": ("al", "al"),
         "scores_topic": ("sc", "sc"),
         "dlq_topic": ("dl", "dl"),
+        "deletions_topic": ("gone", "gone"),
         "partitions": ("12", 12),
         "replication_factor": ("3", 3),
         "rules": ("/etc/rules.yaml", Path("/etc/rules.yaml")),
