@@ -16,8 +16,7 @@ from tests.integration.harness import LEADSCORE, REPO, an_mql, free_port
 
 def events() -> list[str]:
     """A lead that becomes an MQL, and one bad line."""
-    bad = {"type": "track", "userId": "dev-lead-1", "timestamp": "2026-01-01T00:00:00+00:00",
-           "event": "Oops"}  # fmt: skip
+    bad = {"type": "track", "userId": "dev-lead-1", "messageId": "d3", "event": "Oops"}
     return [*an_mql("dev-lead-1", ("d1", "d2")), json.dumps(bad)]
 
 
@@ -65,7 +64,7 @@ def test_dev_comes_up_from_nothing_scores_what_send_sends_and_stops_on_sigint(
             cwd=REPO, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert sent.returncode == 0, sent.stderr
-        assert "line 3: messageId: Field required" in sent.stderr
+        assert "line 3: timestamp is required" in sent.stderr
         assert "sent 2 messages to lead-events; 1 lines rejected" in sent.stderr
 
         tailed = subprocess.run(
