@@ -281,7 +281,10 @@ def _browser(rng: random.Random) -> Browser:
     )
 
 
-def _new_lead(rng: random.Random, number: int, companies: list[Company], kind: str) -> Lead:
+def _new_lead(
+    rng: random.Random, number: int, companies: list[Company], kind: str, taken: set[str]
+) -> Lead:
+    """A new lead; its email is none of `taken` (two people do not share one), and joins it."""
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     company = companies[int(len(companies) * rng.random() ** 2)]  # some companies send many
     for _ in range(4):  # buyers mostly work at companies of 50 or more
@@ -294,9 +297,14 @@ def _new_lead(rng: random.Random, number: int, companies: list[Company], kind: s
         company, email = RIVAL, f"{local}@{RIVAL.domain}"
     elif kind == "browser" and rng.random() < 0.055:
         email = f"{first}.{last}{rng.randrange(10, 99)}@{rng.choice(('gmail.com', 'yahoo.com'))}"
+    email = email.lower()
+    if email in taken:
+        local, _, domain = email.partition("@")
+        email = f"{local}{number}@{domain}"
+    taken.add(email)
     seniority = rng.choices(range(len(TITLES)), SENIORITY[kind])[0]
     traits = {
-        "email": email.lower(),
+        "email": email,
         "name": f"{first} {last}",
         "firstName": first,
         "lastName": last,
@@ -596,9 +604,10 @@ def generate(
     weights = [rng.lognormvariate(0, 1.1) * (3 if i in buyers else 1) for i in range(leads)]
     journeys: dict[int, Journey] = {}
     due: list[tuple[int, int]] = []  # (time of a journey's next message, journey index)
+    emails: set[str] = set()
     for number, count in enumerate(_split(messages - anonymous, weights, 2)):
         kind = "buyer" if number in buyers else "competitor" if rng.random() < 0.011 else "browser"
-        lead = _new_lead(rng, number, companies, kind)
+        lead = _new_lead(rng, number, companies, kind, emails)
         first_ms = int(rng.random() * span_ms * 0.9)
         days = rng.uniform(5, 30) if kind == "buyer" else span_days * rng.uniform(0.2, 1.0)
         end_ms = min(span_ms, first_ms + int(days * 86_400_000))
@@ -643,7 +652,7 @@ def _live_journey(
     number = next(numbers)
     buyer = number == 0 or rng.random() < 0.25
     kind = "buyer" if buyer else "competitor" if rng.random() < 0.03 else "browser"
-    lead = _new_lead(rng, number, companies, kind)
+    lead = _new_lead(rng, number, companies, kind, {known.traits["email"] for known in recent})
     recent.append(lead)
     # The first lead signs up at once, so that the demo shows an MQL early.
     stitched, visits = number > 0 and rng.random() < STITCHED_SHARE, rng.randint(1, 3)
