@@ -180,6 +180,14 @@ class Identities:
                 return self.resolve(own)
         return None
 
+    def holds(self, anonymous_id: str, lead_id: str) -> bool:
+        """Whether the lead holds this anonymous id already (claimed it, or absorbed the
+        lead of that id): a cheap test for the messages that link nothing new."""
+        return (
+            self.owners.get(ANONYMOUS + anonymous_id) == lead_id
+            or self.absorbed.get(anonymous_id) == lead_id
+        )
+
     def claim(self, key: str, lead_id: str) -> None:
         self.owners[key] = lead_id
         self.keys.setdefault(lead_id, []).append(key)

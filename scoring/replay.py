@@ -106,8 +106,12 @@ class Replay:
             yield from transitions
         if not self.stitch:
             return
-        if message.type not in _LINKING and (message.anonymousId is None or message.userId is None):
-            return  # nothing to link: the common case, kept short
+        if message.type not in _LINKING:
+            anonymous_id = message.anonymousId
+            if anonymous_id is None or message.userId is None:
+                return  # nothing to link: the common case, kept short
+            if identities.holds(anonymous_id, lead_id):
+                return  # linked before: the browser's every message after its identify
         for link in links_of(message):
             yield from self._link(identities.resolve(lead_id), link, message)
 
