@@ -98,3 +98,46 @@ def test_send_fails_when_the_broker_is_unreachable(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 2
     assert "cannot reach Kafka" in run.stderr
+
+
+def test_the_demo_scores_live_sdk_shaped_traffic_with_an_mql_within_a_minute(
+    tmp_path: Path,
+) -> None:
+    """`leadscore dev --demo`, the README's first command: live SDK-shaped traffic that
+    the worker scores (an MQL within a minute), with nothing dead-lettered."""
+    broker_port, web_port = free_port(), free_port()
+    log = (tmp_path / "dev.log").open("wb")
+    dev = subprocess.Popen(
+        [*LEADSCORE, "dev", "--demo", "--rate", "20", "--broker-port", str(broker_port),
+         "--web-port", str(web_port)],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        stages: set[str] = set()
+        while time.monotonic() < deadline and dev.poll() is None and "mql" not in stages:
+            time.sleep(1)
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{web_port}/transitions/recent?limit=100", timeout=2
+                ) as answer:
+                    recent = json.loads(answer.read())["transitions"]
+            except (OSError, ValueError):
+                continue
+            stages |= {t["to_stage"] for t in recent}
+        assert "mql" in stages, (tmp_path / "dev.log").read_text()[-3000:]
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=5) as answer:
+            metrics = answer.read().decode()
+        rejected = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("leadscore_messages_total") and "rejected" in line
+        ]
+        assert all(line.endswith(" 0") or line.endswith(" 0.0") for line in rejected), rejected
+        dev.send_signal(signal.SIGINT)
+        assert dev.wait(timeout=30) == 0
+    finally:
+        if dev.poll() is None:
+            dev.kill()
+            dev.wait()
+        log.close()
