@@ -20,7 +20,7 @@ from streams.metrics import LeanMonitor, Metrics
 from streams.producer import use_topic_tracking_producer
 from streams.settings import Settings
 from streams.store import LeadStore
-from streams.topics import MAX_RECORD_BYTES, funnel_topic, repartition_topic
+from streams.topics import MAX_RECORD_BYTES, TABLES, funnel_topic, repartition_topic
 from streams.transactions import Transaction, TransactionalTableManager
 from streams.tuning import tune_for_embedded_broker
 
@@ -158,12 +158,12 @@ def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
         scores=_raw_topic(app, settings.scores_topic),
         dead_letters=_raw_topic(app, settings.dlq_topic),
         deletions=_raw_topic(app, settings.deletions_topic),
-        leads=_raw_table(app, "leads", settings.partitions),
-        recent=_raw_table(app, "recent-transitions", settings.partitions),
+        leads=_raw_table(app, "leads", settings),
+        recent=_raw_table(app, "recent-transitions", settings),
         funnel_topic=funnel_channel,
         transitions_in=_raw_topic(app, settings.transitions_topic),
-        mql_since=_raw_table(app, "mql-since", settings.partitions),
-        funnel=_raw_table(app, "funnel", 1),
+        mql_since=_raw_table(app, "mql-since", settings),
+        funnel=_raw_table(app, "funnel", settings),
     )
     store = leadscore.store = LeadStore(leadscore)
     exactly_once = settings.processing_guarantee == "exactly_once"
@@ -208,5 +208,7 @@ def _raw_topic(app: faust.App, *names: str) -> TopicT:
     )
 
 
-def _raw_table(app: faust.App, name: str, partitions: int) -> TableT[bytes, bytes]:
+def _raw_table(app: faust.App, name: str, settings: Settings) -> TableT[bytes, bytes]:
+    """One of `streams.topics.TABLES`, whose changelog `ensure_topics` creates."""
+    partitions = TABLES[name] or settings.partitions
     return app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes)

@@ -40,11 +40,37 @@ def funnel_topic(settings: Settings) -> str:
     return f"{settings.app_id}-funnel"
 
 
+# The worker's tables and their partitions (None: LEADSCORE_PARTITIONS, co-partitioned
+# with the input); each has a changelog topic, `<app id>-<table>-changelog`.
+TABLES: dict[str, int | None] = {
+    "leads": None,
+    "recent-transitions": None,
+    "mql-since": None,
+    "funnel": 1,
+}
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    return f"{settings.app_id}-{table}-changelog"
+
+
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """Every topic the worker reads or writes, except the table changelog Faust creates."""
+    """Every topic the worker reads or writes, the tables' changelogs included.
+
+    Faust creates the changelogs too, but a worker that joins the group before they
+    exist (two workers starting together) can be handed an assignment without them:
+    Faust then ignores the missing topic until the next rebalance, and no worker owns
+    that table's data meanwhile (the API answers 503). Created here, they exist before
+    any worker joins.
+    """
     n = settings.partitions
     retained = {"retention.ms": WEEK_MS}
+    compacted = {"cleanup.policy": "compact"}
     return [
+        *(
+            TopicSpec(changelog_topic(settings, table), partitions or n, compacted)
+            for table, partitions in TABLES.items()
+        ),
         *(TopicSpec(name, n, retained) for name in settings.input_topics),
         TopicSpec(repartition_topic(settings), n, retained),
         TopicSpec(settings.transitions_topic, n),

@@ -9,6 +9,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.integration.harness import LEADSCORE, REPO, an_mql, free_port
@@ -30,6 +32,25 @@ def status(url: str) -> int | None:
         return None
 
 
+@contextmanager
+def leadscore_dev(
+    tmp_path: Path, broker_port: int, web_port: int, *flags: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`leadscore dev` running, its output in tmp_path/dev.log; killed if still up."""
+    with (tmp_path / "dev.log").open("wb") as log:
+        dev = subprocess.Popen(
+            [*LEADSCORE, "dev", *flags, "--broker-port", str(broker_port),
+             "--web-port", str(web_port)],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            yield dev
+        finally:
+            if dev.poll() is None:
+                dev.kill()
+                dev.wait()
+
+
 def port_open(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -39,15 +60,8 @@ def test_dev_comes_up_from_nothing_scores_what_send_sends_and_stops_on_sigint(
     tmp_path: Path,
 ) -> None:
     broker_port, web_port = free_port(), free_port()
-    log = (tmp_path / "dev.log").open("wb")
-    dev = subprocess.Popen(
-        [*LEADSCORE, "dev", "--broker-port", str(broker_port), "--web-port", str(web_port)],
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     broker = ["--broker", f"kafka://127.0.0.1:{broker_port}"]
-    try:
+    with leadscore_dev(tmp_path, broker_port, web_port) as dev:
         deadline = time.monotonic() + 60
         health = None
         while time.monotonic() < deadline and dev.poll() is None:
@@ -78,11 +92,6 @@ def test_dev_comes_up_from_nothing_scores_what_send_sends_and_stops_on_sigint(
 
         dev.send_signal(signal.SIGINT)
         assert dev.wait(timeout=30) == 0
-    finally:
-        if dev.poll() is None:
-            dev.kill()
-            dev.wait()
-        log.close()
     output = (tmp_path / "dev.log").read_text()
     assert "dev-lead-1" in output  # the terminal showed the transition
     assert not port_open(broker_port), "the embedded broker is still running"
@@ -106,13 +115,7 @@ def test_the_demo_scores_live_sdk_shaped_traffic_with_an_mql_within_a_minute(
     """`leadscore dev --demo`, the README's first command: live SDK-shaped traffic that
     the worker scores (an MQL within a minute), with nothing dead-lettered."""
     broker_port, web_port = free_port(), free_port()
-    log = (tmp_path / "dev.log").open("wb")
-    dev = subprocess.Popen(
-        [*LEADSCORE, "dev", "--demo", "--rate", "20", "--broker-port", str(broker_port),
-         "--web-port", str(web_port)],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    with leadscore_dev(tmp_path, broker_port, web_port, "--demo", "--rate", "20") as dev:
         deadline = time.monotonic() + 120
         stages: set[str] = set()
         while time.monotonic() < deadline and dev.poll() is None and "mql" not in stages:
@@ -136,8 +139,3 @@ def test_the_demo_scores_live_sdk_shaped_traffic_with_an_mql_within_a_minute(
         assert all(line.endswith(" 0") or line.endswith(" 0.0") for line in rejected), rejected
         dev.send_signal(signal.SIGINT)
         assert dev.wait(timeout=30) == 0
-    finally:
-        if dev.poll() is None:
-            dev.kill()
-            dev.wait()
-        log.close()
