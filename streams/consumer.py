@@ -18,6 +18,7 @@ exactly as Faust does. faust-streaming is pinned, and this overrides the one
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping
@@ -28,6 +29,8 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from mode.services import WaitArgT, WaitResults
+
+log = logging.getLogger(__name__)
 
 # The longest the intake handles records without letting the event loop turn: the
 # producer's sender, the commits and the web server run in between.
@@ -69,12 +72,37 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
     # Whether `before_commit` commits the offsets itself (in a transaction of the
     # worker's, `streams.transactions`), and records are read committed.
     transactional: bool = False
-    # Per partition, the gap (last offset read, next offset read) last seen (see `_take`).
+    # Per intake partition, the offset of the next record to hand over: where the last
+    # seek went (to the committed offset, when an assignment begins), else one past the
+    # last record handled. Faust's own read offset cannot tell: after its seek to the
+    # committed offsets it holds the committed offset, the first record *not* read, and
+    # elsewhere the last record read, so a fetch that began one record late showed no gap.
+    _next: dict[TP, int]
+    # Per partition, the gap (next offset expected, offset read) seen with nothing
+    # handled since (see `_take`).
     _gaps_seen: dict[TP, tuple[int, int]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._next = {}
         self._gaps_seen = {}
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed = await super().seek_to_committed()
+        for tp, offset in committed.items():
+            if isinstance(offset, int) and offset >= 0:
+                self._next[TP(tp.topic, tp.partition)] = offset
+        return committed
+
+    async def _seek(self, tp: TP, offset: int) -> None:
+        await super()._seek(tp, offset)
+        self._next[tp] = offset
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        for tp in revoked:
+            self._next.pop(tp, None)
+            self._gaps_seen.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         if not self.transactional:
@@ -151,7 +179,9 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
         no gap without a read offset): a takeover lost the killed worker's records.
         """
         if not self.should_stop and tp in self.assignment():
-            await self._seek(tp, offset)
+            # Never past the next record to hand over: a batch that began late is read
+            # from there (and its gap checked) when it is fetched again.
+            await self._seek(tp, min(offset, self._next.get(tp, offset)))
 
     async def _take(self, handle: Handle, tp: TP, records: Any, generation: int) -> None:
         """What Faust's `getmany` and `_drain_messages` do per record, then `handle` in place
@@ -159,6 +189,7 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
         self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
         acks = self.app.topics.acks_enabled_for(tp.topic)
         read_offset = self._read_offset
+        expected = self._next
         clock = time.perf_counter
         yield_at = clock() + YIELD_AFTER_S
         for record in records:
@@ -170,19 +201,25 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
                 await self._fetch_again(tp, record.offset)
                 return
             offset = record.offset
-            last = read_offset[tp]
-            if last is not None and offset < last:
-                continue  # read before: Faust drops it too
-            if acks and last and offset - last > 1:
-                if self._gaps_seen.get(tp) != (last, offset):
-                    # Read again from `last` before taking the gap for one of transaction
-                    # markers (which Faust acks): a genuine gap shows again, a skip (a
-                    # batch dropped without a seek back) does not. Re-read records are
-                    # skipped by position.
-                    self._gaps_seen[tp] = (last, offset)
-                    await self._fetch_again(tp, last)
+            want = expected.get(tp)
+            if want is None:  # no seek since the assignment (a group without commits yet)
+                want = offset
+            elif offset < want:
+                continue  # handled in this assignment already (a batch read again)
+            elif offset > want:
+                if self._gaps_seen.get(tp) != (want, offset):
+                    # Records `want`.. were not handed over: read again from `want` before
+                    # taking the gap for transaction markers or aborted records (which
+                    # Faust acks). A genuine gap shows again right away; a skip (a batch
+                    # dropped without a seek back, a fetch begun past the seek) does not.
+                    self._gaps_seen[tp] = (want, offset)
+                    level = logging.DEBUG if self.transactional else logging.WARNING
+                    log.log(level, "%s[%s]: fetched from %s, expected %s: reading again",
+                            tp.topic, tp.partition, offset, want)  # fmt: skip
+                    await self._fetch_again(tp, want)
                     return
-                await self._add_gap(tp, last + 1, offset)  # e.g. transaction markers
+                if acks:
+                    await self._add_gap(tp, want, offset - 1)  # e.g. transaction markers
             message = self._to_message(tp, record)
             if acks:
                 self.track_message(message)
@@ -200,6 +237,9 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
                 await self._fetch_again(tp, offset)
                 return
             read_offset[tp] = offset
+            expected[tp] = offset + 1
+            if self._gaps_seen:
+                self._gaps_seen.pop(tp, None)
             if acks:
                 self.ack(message)
                 commit_every = self._commit_every
