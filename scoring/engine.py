@@ -16,11 +16,15 @@ from typing import Any
 
 import orjson
 
+from scoring.calendar import working_seconds_between
 from scoring.messages import Group, Identify, Message, SalesEvent, Track, qualification_update
 from scoring.outputs import (
     TOP_RULES,
+    FollowUp,
+    FollowUpKind,
     ScoreSnapshot,
     Transition,
+    follow_up_id,
     transition_id,
 )
 from scoring.rules import Rules
@@ -33,6 +37,7 @@ from scoring.state import (
     Identity,
     LeadState,
     Position,
+    Sla,
     Stage,
     applied_already,
     has_seen,
@@ -44,11 +49,15 @@ from scoring.state import (
 _TRAIT_MESSAGES = (Identify, Group)
 _ABSENT = object()
 
+# What a message or the passing of time causes: stage changes, and the sales follow-up.
+Output = Transition | FollowUp
+
 
 def apply_message(
     state: LeadState | None, message: Message, rules: Rules, position: Position | None = None
-) -> tuple[LeadState, list[Transition]]:
-    """The lead's state after `message`, and the stage changes it caused (in order).
+) -> tuple[LeadState, list[Output]]:
+    """The lead's state after `message`, and the stage changes and follow-ups it caused
+    (in order: an SLA that ran out before the message's time comes first).
 
     `state` is None for a lead never seen before. A message already applied
     to the lead (same messageId, within the dedupe window) changes nothing.
@@ -69,6 +78,8 @@ def apply_message(
     if work.clock is None:
         work.clock = work.first_at = at
     elif at > work.clock:
+        if work.sla is not None:
+            work.follow_up_until(at)
         work.demote_on_decay_until(at)
         work.decay_to(at)
     elif work.first_at is None or at < work.first_at:
@@ -80,6 +91,8 @@ def apply_message(
     if work.fit_fingerprint != rules.fingerprint:
         work.evaluate_fit()
     work.fire_engagement_rules(message, at)
+    if work.sla is not None and isinstance(message, Track) and message.event in rules.acting_events:
+        work.acted(message, at)
     sales_event = _sales_event(message)
     if sales_event is SalesEvent.QUALIFICATION_UPDATED:
         framework, update = qualification_update(message.properties)  # type: ignore[union-attr]
@@ -108,7 +121,7 @@ def apply_message(
 
 def merge(
     survivor: LeadState, absorbed: LeadState, rules: Rules, message_id: str
-) -> tuple[LeadState, list[Transition]]:
+) -> tuple[LeadState, list[Output]]:
     """The survivor after absorbing another lead of the same person, and the stage
     changes that caused (transitions of the survivor whose reasons name the absorbed id).
 
@@ -146,6 +159,7 @@ def merge(
     }
     work.first_at = min(at for at in (survivor.first_at, absorbed.first_at) if at is not None)
     work.identity = _joined(survivor, absorbed)
+    work.sla = _earlier_sla(survivor.sla, absorbed.sla)
     work.evaluate_fit()
     if "sales" in (survivor.disqualified_by, absorbed.disqualified_by):
         if work.stage is not Stage.DISQUALIFIED:
@@ -205,23 +219,47 @@ def _newer_criteria(
     return criteria, times
 
 
-def advance(state: LeadState, until: float, rules: Rules) -> tuple[LeadState, list[Transition]]:
+def advance(state: LeadState, until: float, rules: Rules) -> tuple[LeadState, list[Output]]:
     """Let event time pass to `until` with no message: an mql lead whose engagement
     decays across the exit line is demoted at the crossing instant (and its
-    clock moves there). Every other state comes back unchanged."""
+    clock moves there); an SQL whose SLA runs out by `until` is breached, and
+    escalated, at those instants (its clock stays). Every other state comes back
+    unchanged."""
     crossing = next_crossing(state, rules)
     if crossing is None or crossing > until:
         return state, []
     work = _Work.of(state, rules)
+    if work.sla is not None:
+        work.follow_up_until(until)
     work.demote_on_decay_until(until)
     return work.state(), work.transitions
 
 
 def next_crossing(state: LeadState, rules: Rules) -> float | None:
-    """When decay will take this mql lead below the exit line, in epoch seconds; else None."""
-    if state.stage is not Stage.MQL or state.clock is None:
+    """The next instant at which time alone changes this lead, in epoch seconds: decay
+    taking an mql lead below the exit line, or an SQL's SLA breach or escalation; else
+    None."""
+    if state.clock is None:
+        return None
+    if state.sla is not None:
+        return _next_follow_up(state.sla, rules)
+    if state.stage is not Stage.MQL:
         return None
     return _crossing(sum(state.engagement.values()), state.clock, rules)
+
+
+def _next_follow_up(sla: Sla, rules: Rules) -> float | None:
+    if rules.sales is None or sla.level >= 2:
+        return None
+    due, escalation = rules.sla_instants(sla.qualified_at)
+    return due if sla.level == 0 else escalation
+
+
+def _earlier_sla(a: Sla | None, b: Sla | None) -> Sla | None:
+    """Of two leads merging, the SLA that started first (a rep owes the older handoff)."""
+    if a is None or b is None:
+        return a or b
+    return a if a.qualified_at <= b.qualified_at else b
 
 
 def snapshot(state: LeadState, rules: Rules, at: float | None = None) -> ScoreSnapshot:
@@ -373,7 +411,8 @@ class _Work:
     criteria_times: dict[str, float]
     first_at: float | None
     identity: Identity | None
-    transitions: list[Transition] = field(default_factory=list)
+    sla: Sla | None
+    transitions: list[Output] = field(default_factory=list)
     # While merging: the absorbed lead's id (transition ids and reasons name it).
     merging: str | None = None
 
@@ -400,6 +439,7 @@ class _Work:
             lead.criteria_times,
             lead.first_at,
             lead.identity,
+            lead.sla,
         )
 
     def state(self) -> LeadState:
@@ -422,6 +462,7 @@ class _Work:
             self.criteria_times,
             self.first_at,
             self.identity,
+            self.sla,
         )
 
     # -- time -------------------------------------------------------------
@@ -442,6 +483,69 @@ class _Work:
         line = self.rules.stages.mql_exit_line
         instant = _datetime(crossing).isoformat()
         self.move(Stage.LEAD, f"engagement decayed below {line:g}", None, crossing=instant)
+
+    def follow_up_until(self, until: float) -> None:
+        """The SLA's breach and escalation, if they come by `until` (an act at the
+        breach instant is late: the SLA is met only before it)."""
+        sla = self.sla
+        if sla is None or self.rules.sales is None:
+            return
+        due, escalation = self.rules.sla_instants(sla.qualified_at)
+        if sla.level == 0 and due <= until:
+            self.follow_up("sla_breach", due, due)
+            sla = self.sla = replace(sla, level=1)
+        if sla.level == 1 and escalation is not None and escalation <= until:
+            self.follow_up("sla_escalation", escalation, due)
+            self.sla = replace(sla, level=2)
+
+    def acted(self, message: Track, at: float) -> None:
+        """A rep acted on the SQL: in time, a `sla_met`; the SLA ends either way."""
+        sla = self.sla
+        assert sla is not None
+        if sla.level == 0 and self.rules.sales is not None:
+            due, _ = self.rules.sla_instants(sla.qualified_at)
+            self.follow_up("sla_met", at, due, message)
+        self.sla = None
+
+    def follow_up(
+        self, kind: FollowUpKind, at: float, due: float, message: Track | None = None
+    ) -> None:
+        sla, rules = self.sla, self.rules
+        assert sla is not None and rules.sales is not None and self.clock is not None
+        hours = rules.business_hours
+        worked = working_seconds_between(sla.qualified_at, at, hours) / 3600.0
+        overdue = working_seconds_between(due, at, hours) / 3600.0
+        fit = sum(self.fit.values())
+        engagement = sum(_decayed(self.engagement, at - self.clock, rules.half_life).values())
+        if kind == "sla_met":
+            summary = (f"{message.event if message else 'A rep'} on lead {self.lead_id} "
+                       f"after {worked:.1f} of {rules.sales.sla_hours:g} SLA hours.")  # fmt: skip
+        else:
+            waited = "escalated: still" if kind == "sla_escalation" else "SLA breached:"
+            summary = (f"Lead {self.lead_id} {waited} no rep has acted, "
+                       f"{worked:.1f} working hours after it became sales qualified "
+                       f"({overdue:.1f} overdue). Fit {fit:.0f}, engagement "
+                       f"{engagement:.0f}.")  # fmt: skip
+        self.transitions.append(
+            FollowUp(
+                kind=kind,
+                alert_id=follow_up_id(kind, self.lead_id, sla.transition_id),
+                lead_id=self.lead_id,
+                occurred_at=_datetime(at),
+                qualified_at=_datetime(sla.qualified_at),
+                due_at=_datetime(due),
+                sql_transition_id=sla.transition_id,
+                working_hours=round(worked, 3),
+                hours_overdue=round(overdue, 3),
+                action=message.event if message is not None else None,
+                message_id=message.messageId if message is not None else None,
+                stage=self.stage,
+                fit_score=_round(fit),
+                engagement_score=_round(engagement),
+                summary=summary,
+                rules_version=rules.version,
+            )
+        )
 
     # -- applying a message -------------------------------------------------
 
@@ -553,10 +657,9 @@ class _Work:
 
     # -- stages -------------------------------------------------------------
 
-    def move(
-        self, to_stage: Stage, reason: str, message_id: str | None, crossing: str = ""
-    ) -> None:
-        """A stage change caused by a message, or (message_id None) by decay at `crossing`."""
+    def move(self, to_stage: Stage, reason: str, message_id: str | None, crossing: str = "") -> str:
+        """A stage change caused by a message, or (message_id None) by decay at `crossing`;
+        the transition's id."""
         trigger = f"message:{message_id}" if message_id is not None else f"decay:{crossing}"
         if self.merging is not None:
             trigger = f"merge:{self.merging}:{trigger}"
@@ -565,9 +668,10 @@ class _Work:
         engagement = dict(self.engagement)
         explanation = _explain(self, engagement, self.rules)
         contributions = sorted([*explanation["fit"], *explanation["engagement"]], key=_weight)
+        handoff = transition_id(self.lead_id, self.stage, to_stage, trigger)
         self.transitions.append(
             Transition(
-                transition_id=transition_id(self.lead_id, self.stage, to_stage, trigger),
+                transition_id=handoff,
                 lead_id=self.lead_id,
                 from_stage=self.stage,
                 to_stage=to_stage,
@@ -582,7 +686,10 @@ class _Work:
                 rules_version=self.rules.version,
             )
         )
+        if self.stage is Stage.SQL:
+            self.sla = None  # out of sql: no rep is due any more
         self.stage = to_stage
+        return handoff
 
     def disqualification(
         self,
@@ -632,7 +739,9 @@ class _Work:
                 f"({len(met)} of {len(qualification.criteria)}, "
                 f"{qualification.required} required)"
             )
-            self.move(Stage.SQL, reason, message_id)
+            handoff = self.move(Stage.SQL, reason, message_id)
+            if self.rules.sales is not None and self.clock is not None:
+                self.sla = Sla(self.clock, handoff)  # a rep is due
         elif fit < thresholds.mql.min_fit:
             self.move(Stage.LEAD, f"fit {fit:g} below {thresholds.mql.min_fit:g}", message_id)
         elif engagement < thresholds.mql_exit_line:

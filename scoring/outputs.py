@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from scoring.messages import Framework
 from scoring.state import Stage
@@ -112,13 +112,55 @@ class LeadDeletion(_Output):
 
 
 class SalesAlert(_Output):
-    """A lead that became sales qualified: the value on the `sales-alerts` topic."""
+    """A lead that became sales qualified: a value on the `sales-alerts` topic."""
 
+    kind: Literal["sql"] = "sql"
     transition_id: str
     lead_id: str
     occurred_at: datetime
     summary: str = Field(description="one or two human-readable lines for the rep")
     transition: Transition
+
+
+FollowUpKind = Literal["sla_met", "sla_breach", "sla_escalation"]
+
+
+class FollowUp(_Output):
+    """A step of the sales follow-up of an SQL: a value on the `sales-alerts` topic.
+
+    `sla_breach` when the SLA runs out before a rep acted, `sla_escalation` when
+    `escalate_after_hours` more have passed, `sla_met` when a rep acted in time.
+    """
+
+    kind: FollowUpKind
+    alert_id: str = Field(description="UUIDv5 of kind, lead and handoff: replay gives the same")
+    lead_id: str
+    occurred_at: datetime = Field(
+        description="event time: the breach or escalation instant, or the rep's action"
+    )
+    qualified_at: datetime = Field(description="event time of the change to sql")
+    due_at: datetime = Field(description="when the SLA runs out")
+    sql_transition_id: str = Field(description="the change to sql this follows up")
+    working_hours: float = Field(description="SLA time (working hours) from sql to occurred_at")
+    hours_overdue: float = Field(description="working hours past due_at at occurred_at")
+    action: str | None = Field(description="sla_met: the event that acted; else null")
+    message_id: str | None = Field(description="sla_met: the acting message; else null")
+    stage: Stage
+    fit_score: float
+    engagement_score: float = Field(description="as of occurred_at")
+    summary: str = Field(description="one or two human-readable lines for the rep's manager")
+    rules_version: str
+
+
+# A value on `sales-alerts`: told apart by `kind`.
+SALES_ALERT_ADAPTER: TypeAdapter[SalesAlert | FollowUp] = TypeAdapter(
+    Annotated[SalesAlert | FollowUp, Field(discriminator="kind")]
+)
+
+
+def follow_up_id(kind: str, lead_id: str, sql_transition_id: str) -> str:
+    name = "\x1f".join(("follow-up", kind, lead_id, sql_transition_id))
+    return str(uuid.uuid5(TRANSITION_NAMESPACE, name))
 
 
 def merge_id(merged_id: str, survivor_id: str, message_id: str) -> str:

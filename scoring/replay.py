@@ -19,6 +19,7 @@ from scoring.identity import (
 )
 from scoring.messages import Batch, Delete, Message, Rejection, parse_input
 from scoring.outputs import (
+    FollowUp,
     LeadDeletion,
     LeadMerge,
     ScoreSnapshot,
@@ -29,7 +30,7 @@ from scoring.outputs import (
 from scoring.rules import Rules
 from scoring.state import LeadState, is_identified
 
-Output = Transition | LeadMerge | LeadDeletion
+Output = Transition | FollowUp | LeadMerge | LeadDeletion
 _LINKING = ("identify", "alias")
 
 
@@ -170,9 +171,10 @@ class Replay:
     def as_of(self) -> float | None:
         return self.at if self.at is not None else self.latest
 
-    def finish(self) -> tuple[Iterator[ScoreSnapshot], list[Transition]]:
+    def finish(self) -> tuple[Iterator[ScoreSnapshot], list[Transition | FollowUp]]:
         """Every lead as of the as-of time (lazily, in order of first appearance), and
-        the decay demotions up to it, by time.
+        what time alone caused up to it (decay demotions, SLA breaches and escalations),
+        by time.
 
         The carried-over states are left as they are: finishing is a view.
         """
@@ -180,7 +182,7 @@ class Replay:
         if at is None:
             return iter(()), []
         demoted: dict[str, LeadState] = {}
-        demotions: list[Transition] = []
+        demotions: list[Transition | FollowUp] = []
         for lead_id, state in self.states.items():
             current, transitions = advance(state, at, self.rules)
             if transitions:

@@ -11,10 +11,12 @@ import math
 import re
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
+from datetime import time
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -26,9 +28,10 @@ from pydantic import (
     model_validator,
 )
 
+from scoring.calendar import WEEKDAYS, BusinessHours, add_working_time
 from scoring.conditions import Where, compile_condition, compile_where, where_holds
 from scoring.errors import RulesError
-from scoring.messages import CRITERIA, Framework, Message
+from scoring.messages import CRITERIA, Framework, Message, SalesEvent
 
 OPERATORS = (
     "eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte",
@@ -170,6 +173,72 @@ class Stages(_Schema):
         return self.mql.min_engagement - self.mql_exit_margin
 
 
+Hours = Annotated[float, Field(gt=0, le=10_000, allow_inf_nan=False)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WORKING_WEEK: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+
+
+class BusinessHoursSpec(_Schema):
+    """When SLA time counts: from `start` to `end` on `days`, wall-clock time in `time_zone`."""
+
+    time_zone: str
+    days: list[Weekday] = Field(default_factory=lambda: list(WORKING_WEEK))
+    start: time
+    end: time
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/Berlin)") from None
+        return value
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _sexagesimal(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted 17:00 as the number 1020 (minutes, base 60).
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+            return time(value // 60, value % 60)
+        return value
+
+    @field_validator("days")
+    @classmethod
+    def _some_days(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one working day is needed")
+        return value
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> BusinessHoursSpec:
+        if self.start >= self.end:
+            raise ValueError(f"start {self.start} must be before end {self.end}, on one day")
+        return self
+
+    def compiled(self) -> BusinessHours:
+        days = frozenset(WEEKDAYS.index(day) for day in self.days)
+        return BusinessHours(ZoneInfo(self.time_zone), days, self.start, self.end)
+
+
+class Sales(_Schema):
+    """The sales follow-up: how soon a rep must act on a new SQL."""
+
+    sla_hours: Hours
+    business_hours: BusinessHoursSpec | None = None
+    escalate_after_hours: Hours | None = None
+    # Events that count as acting, beside Lead Accepted, Lead Rejected and Lead Recycled.
+    acted_on: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list
+    )
+
+
+# Acting on a lead, whatever the rules say.
+ACTING_EVENTS = frozenset(
+    {SalesEvent.LEAD_ACCEPTED, SalesEvent.LEAD_REJECTED, SalesEvent.LEAD_RECYCLED}
+)
+
+
 class RulesFile(_Schema):
     """The schema of the rules file."""
 
@@ -178,6 +247,7 @@ class RulesFile(_Schema):
     fit: Fit = Field(default_factory=Fit)
     qualification: Qualification = Field(default_factory=Qualification)
     stages: Stages
+    sales: Sales | None = None
 
     @field_validator("version", mode="before")
     @classmethod
@@ -202,10 +272,13 @@ class Rules:
         "_by_kind",
         "_engagement",
         "_fit",
+        "acting_events",
+        "business_hours",
         "fingerprint",
         "half_life",
         "mql_exit_line",
         "qualification",
+        "sales",
         "spec",
         "stages",
         "version",
@@ -216,6 +289,12 @@ class Rules:
         self.version = spec.version
         self.stages = spec.stages
         self.qualification = spec.qualification
+        # The sales follow-up (None: no SLA is kept), its calendar and the events that act.
+        self.sales = spec.sales
+        hours = spec.sales.business_hours if spec.sales is not None else None
+        self.business_hours = hours.compiled() if hours is not None else None
+        extra = spec.sales.acted_on if spec.sales is not None else []
+        self.acting_events = frozenset({*(str(event) for event in ACTING_EVENTS), *extra})
         # The engagement half-life in seconds; None when engagement does not decay.
         days = spec.engagement.half_life_days
         self.half_life = None if days is None else days * SECONDS_PER_DAY
@@ -235,6 +314,16 @@ class Rules:
             (rule, compile_where(rule.where), frozenset(path.split(".")[0] for path in rule.where))
             for rule in spec.fit.rules
         )
+
+    def sla_instants(self, qualified_at: float) -> tuple[float, float | None]:
+        """When an SQL qualified at `qualified_at` breaches its SLA, and escalates (None:
+        no escalation), in epoch seconds. Needs a `sales` section."""
+        sales = self.sales
+        assert sales is not None
+        hours = self.business_hours
+        due = add_working_time(qualified_at, sales.sla_hours * 3600.0, hours)
+        after = sales.escalate_after_hours
+        return due, None if after is None else add_working_time(due, after * 3600.0, hours)
 
     def engagement_rule(self, rule_id: str) -> EngagementRule | None:
         return self._engagement.get(rule_id)

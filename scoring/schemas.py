@@ -16,10 +16,10 @@ from scoring.api import ApiError, FunnelView, LeadView, RecentTransitions, TopLe
 from scoring.messages import MESSAGE_ADAPTER
 from scoring.normalize import END_INSTANT, ID_FIELDS, MILLISECONDS_ABOVE, TIME_FIELDS
 from scoring.outputs import (
+    SALES_ALERT_ADAPTER,
     DeadLetter,
     LeadDeletion,
     LeadMerge,
-    SalesAlert,
     ScoreSnapshot,
     Transition,
 )
@@ -31,7 +31,7 @@ def schemas() -> dict[str, dict[str, Any]]:
         "message.schema.json": accepted_input(MESSAGE_ADAPTER.json_schema()),
         "transition.schema.json": Transition.model_json_schema(),
         "score-snapshot.schema.json": ScoreSnapshot.model_json_schema(),
-        "sales-alert.schema.json": SalesAlert.model_json_schema(),
+        "sales-alert.schema.json": SALES_ALERT_ADAPTER.json_schema(),
         "dead-letter.schema.json": DeadLetter.model_json_schema(),
         "lead-merge.schema.json": LeadMerge.model_json_schema(),
         "lead-deletion.schema.json": LeadDeletion.model_json_schema(),

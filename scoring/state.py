@@ -91,6 +91,8 @@ class LeadState:
     first_at: float | None = None
     # Identity: None for a lead that never merged and whose id is not a user id.
     identity: Identity | None = None
+    # The sales follow-up of the lead's qualification to sql: None when no rep is due.
+    sla: Sla | None = None
 
     @property
     def fit_score(self) -> float:
@@ -110,6 +112,17 @@ class Identity:
 
 
 IDENTIFIED = Identity(identified=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Sla:
+    """An SQL waiting for a rep: since when, which handoff, and how far it has got
+    (0: within the SLA, 1: breached, 2: escalated). The instants follow from the rules
+    (`Rules.sla_instants`)."""
+
+    qualified_at: float
+    transition_id: str
+    level: int = 0
 
 
 # Where a message was read: its source (e.g. "lead-events:3") and its position in it,

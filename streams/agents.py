@@ -33,8 +33,9 @@ from scoring import (
     next_crossing,
     sales_alert,
 )
+from scoring.engine import Output
 from scoring.messages import Batch, Delete, Message, parse_input
-from scoring.outputs import DeadLetter, LeadDeletion, deletion_id
+from scoring.outputs import DeadLetter, FollowUp, LeadDeletion, deletion_id
 from scoring.state import Stage, applied_already
 from streams.app import (
     CONTROL_HEADER,
@@ -170,20 +171,27 @@ class Scorer:
             self.app.crossings.set(lead_key, next_crossing(state, self.rules))
 
     async def save(
-        self, lead_key: bytes, partition: int, state: LeadState, transitions: list[Transition]
+        self, lead_key: bytes, partition: int, state: LeadState, outputs: list[Output]
     ) -> None:
-        """Transitions out now; then the new state to the store (durable by the next commit).
+        """Transitions and follow-ups out now; then the new state to the store (durable by
+        the next commit).
 
         In that order: the store's flush first waits for what was sent before it, so a
         state is never durable before the transitions it led to (else a crash between
         the two would lose them: the message, read again, would be a duplicate).
         """
         app, store = self.app, self.store
-        for transition in transitions:
-            self.metrics.transitions[transition.from_stage, transition.to_stage] += 1
-            await self.app.emit(app.transitions, lead_key, _json(transition))
-            if transition.to_stage is Stage.SQL:
-                await self.app.emit(app.alerts, lead_key, _json(sales_alert(transition)))
+        transitions = []
+        for output in outputs:
+            if isinstance(output, FollowUp):
+                self.metrics.follow_ups[output.kind] += 1
+                await self.app.emit(app.alerts, lead_key, _json(output))
+                continue
+            transitions.append(output)
+            self.metrics.transitions[output.from_stage, output.to_stage] += 1
+            await self.app.emit(app.transitions, lead_key, _json(output))
+            if output.to_stage is Stage.SQL:
+                await self.app.emit(app.alerts, lead_key, _json(sales_alert(output)))
         store.put(lead_key, partition, state)
         if transitions:
             recent = _newest_first(transitions, store.table_get(app.recent, lead_key, partition))

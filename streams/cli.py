@@ -6,13 +6,16 @@ import argparse
 import gc
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from scoring import LeadscoreError, load_rules
-from scoring.replay import BadLine, Replay
+from pydantic import BaseModel
+
+from scoring import LeadscoreError, Stage, Transition, load_rules, sales_alert
+from scoring.outputs import FollowUp
+from scoring.replay import BadLine, Output, Replay
 from streams.console import OUTPUTS
 
 
@@ -42,15 +45,22 @@ def _replay(args: argparse.Namespace) -> int:
         except OSError as error:
             print(f"leadscore replay: cannot read {args.events}: {error.strerror}", file=sys.stderr)
             return 2
+    printed = _alerts if args.alerts else _changes if args.transitions else None
     with source:
         for item in replay.feed(source):
             if isinstance(item, BadLine):
                 print(f"line {item.line_number}: {item.reason}", file=sys.stderr)
-            elif args.transitions:
-                out.write(item.model_dump_json().encode() + b"\n")
-    snapshots, demotions = replay.finish()
-    for record in demotions if args.transitions else snapshots:
-        out.write(record.model_dump_json().encode() + b"\n")
+            elif printed is not None:
+                for record in printed(item):
+                    out.write(record.model_dump_json().encode() + b"\n")
+    snapshots, by_time = replay.finish()
+    if printed is None:
+        for record in snapshots:
+            out.write(record.model_dump_json().encode() + b"\n")
+    else:
+        for item in by_time:
+            for record in printed(item):
+                out.write(record.model_dump_json().encode() + b"\n")
     out.flush()
     later = f", {replay.not_yet} after --at not applied" if args.at is not None else ""
     identities = replay.identities
@@ -63,6 +73,20 @@ def _replay(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _changes(item: Output) -> Iterator[BaseModel]:
+    """--transitions: stage changes, merges and deletions."""
+    if not isinstance(item, FollowUp):
+        yield item
+
+
+def _alerts(item: Output) -> Iterator[BaseModel]:
+    """--alerts: what the stream sends to sales-alerts."""
+    if isinstance(item, FollowUp):
+        yield item
+    elif isinstance(item, Transition) and item.to_stage is Stage.SQL:
+        yield sales_alert(item)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -145,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
         "replay",
         help="score a file of messages offline, with the same core as the stream",
         description="Score a JSONL file of Segment-spec messages offline and print one JSON "
-        "object per line: each lead as of --at, or with --transitions each stage change.",
+        "object per line: each lead as of --at, or with --transitions each stage change (with "
+        "--alerts, each sales alert).",
     )
     replay.add_argument(
         "events", metavar="EVENTS.jsonl", help="messages, one per line (- for stdin)"
@@ -167,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--transitions",
         action="store_true",
         help="print each transition, merge and deletion instead of the leads",
+    )
+    replay.add_argument(
+        "--alerts",
+        action="store_true",
+        help="print what goes to sales-alerts instead: each change to sql, and the sales "
+        "follow-up of each (SLA met, breached, escalated)",
     )
     replay.add_argument(
         "--no-stitch",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scoring import SalesAlert, ScoreSnapshot, Transition
-from scoring.outputs import DeadLetter, LeadDeletion
+from scoring.outputs import SALES_ALERT_ADAPTER, DeadLetter, FollowUp, LeadDeletion
 
 ARROW = "→"
 
@@ -17,8 +17,9 @@ def transition_line(t: Transition) -> str:
     )
 
 
-def alert_line(alert: SalesAlert) -> str:
-    return f"{alert.occurred_at:%Y-%m-%d %H:%M:%S}  SQL  {alert.summary}"
+def alert_line(alert: SalesAlert | FollowUp) -> str:
+    kind = "SQL" if alert.kind == "sql" else alert.kind.removeprefix("sla_").upper()
+    return f"{alert.occurred_at:%Y-%m-%d %H:%M:%S}  {kind:<10}  {alert.summary}"
 
 
 def score_line(s: ScoreSnapshot) -> str:
@@ -47,7 +48,7 @@ def render(kind: str, value: bytes | None, key: bytes | None = None) -> str:
     if kind == "transitions":
         return transition_line(Transition.model_validate_json(value))
     if kind == "alerts":
-        return alert_line(SalesAlert.model_validate_json(value))
+        return alert_line(SALES_ALERT_ADAPTER.validate_json(value))
     if kind == "scores":
         return score_line(ScoreSnapshot.model_validate_json(value))
     if kind == "deletions":

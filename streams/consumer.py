@@ -87,6 +87,11 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
         self._next = {}
         self._gaps_seen = {}
 
+    def next_offset(self, tp: TP) -> int | None:
+        """The offset of the next record of `tp` the intake will hand over (None: not
+        known yet, nothing read or sought since the assignment)."""
+        return self._next.get(tp)
+
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = await super().seek_to_committed()
         for tp, offset in committed.items():

@@ -36,6 +36,7 @@ class Metrics:
         self.messages: Counter[str] = Counter()  # applied, duplicate, rejected, repartitioned...
         self.rejected: Counter[str] = Counter()  # by kind of problem
         self.transitions: Counter[tuple[str, str]] = Counter()  # by (from_stage, to_stage)
+        self.follow_ups: Counter[str] = Counter()  # sla_met, sla_breach, sla_escalation
         # Processing time per message: counts per bucket (the last is +Inf), and the sum.
         self.processing_counts = [0] * (len(PROCESSING_BUCKETS) + 1)
         self.processing_sum = 0.0
@@ -56,7 +57,8 @@ class Metrics:
         )
         self.mql_crossings = Gauge(
             "leadscore_pending_decay_crossings",
-            "MQL leads of this worker with a coming decay demotion",
+            "Leads of this worker with a coming decay demotion (mql) or SLA breach or "
+            "escalation (sql)",
             registry=self.registry,
         )
 
@@ -113,6 +115,14 @@ class _HotPathCollector:
         for (from_stage, to_stage), count in sorted(metrics.transitions.items()):
             transitions.add_metric([from_stage, to_stage], count)
         yield transitions
+        follow_ups = CounterMetricFamily(
+            "leadscore_sales_follow_ups",
+            "Sales follow-ups of SQLs sent to sales-alerts: SLAs met, breached, escalated",
+            labels=["kind"],
+        )
+        for kind in ("sla_met", "sla_breach", "sla_escalation"):
+            follow_ups.add_metric([kind], metrics.follow_ups[kind])
+        yield follow_ups
         cumulative, buckets = 0, []
         for bound, count in zip(
             [*map(str, PROCESSING_BUCKETS), "+Inf"], metrics.processing_counts, strict=True

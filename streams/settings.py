@@ -181,7 +181,8 @@ class Settings(BaseSettings):
         10.0,
         gt=0,
         le=60,
-        description="seconds between sweeps for leads whose engagement decayed out of mql",
+        description="seconds between sweeps for leads whose engagement decayed out of mql "
+        "or whose SLA ran out",
     )
     scores_interval: float = Field(
         5.0,

@@ -20,6 +20,7 @@ from faust.types import TP
 
 from scoring import decode_state, next_crossing
 from streams.app import CONTROL_HEADER, DECAY_CHECK, LeadscoreApp
+from streams.consumer import DeliveringConsumer
 from streams.topics import partition_for
 
 log = logging.getLogger(__name__)
@@ -109,10 +110,16 @@ def register(app: LeadscoreApp) -> None:
 async def _partitions_behind(app: LeadscoreApp, partitions: set[int]) -> set[int]:
     """Those of `partitions` whose input records the scorer has not all handled yet."""
     tps = [TP(topic, p) for topic in app.settings.input_topics for p in partitions]
-    ends = await app.faust.consumer.highwaters(*tps)
+    consumer = app.faust.consumer
+    ends = await consumer.highwaters(*tps)
     behind = set()
     for tp in tps:
-        handled = app.positions.get((tp.topic, tp.partition), -1)
-        if handled + 1 < (ends.get(tp) or 0):
+        # The intake's next offset: after a restart, the committed one, so that a worker
+        # whose partitions have had no record since (an idle lead's SLA, its decay) is not
+        # taken to be behind them until a new record comes.
+        upcoming = consumer.next_offset(tp) if isinstance(consumer, DeliveringConsumer) else None
+        if upcoming is None:
+            upcoming = app.positions.get((tp.topic, tp.partition), -1) + 1
+        if upcoming < (ends.get(tp) or 0):
             behind.add(tp.partition)
     return behind

@@ -97,10 +97,18 @@ def _parse(alert_json: bytes) -> dict[str, Any]:
         raise NotAnAlert(f"not JSON: {error}") from None
     if not isinstance(alert, dict):
         raise NotAnAlert(f"not a JSON object but {type(alert).__name__}")
-    for field in ("transition_id", "summary"):
+    # A change to sql is named by its transition, a follow-up (kind sla_*) by its own id.
+    id_field = "alert_id" if str(alert.get("kind", "")).startswith("sla_") else "transition_id"
+    for field in (id_field, "summary"):
         if not isinstance(alert.get(field), str) or not alert[field]:
             raise NotAnAlert(f"{field}: a non-empty string is required")
     return alert
+
+
+def alert_id(alert: Mapping[str, Any]) -> str:
+    """What names an alert (checked by `_parse`): its follow-up id, else its transition's."""
+    named: str = alert.get("alert_id") or alert["transition_id"]
+    return named
 
 
 def _body(alert: Mapping[str, Any]) -> bytes:
@@ -226,7 +234,7 @@ def register(
             )
             await dead_letter(record, refused)
             return
-        transition_id: str = alert["transition_id"]
+        transition_id = alert_id(alert)
         if transition_id.encode() in delivered:
             log.info("webhook %s: already delivered, skipped", transition_id)
             return

@@ -144,6 +144,10 @@ def chaos(kafka: KafkaServer, root: Path, run: Run) -> Verdict:
         verdict.wrong_payloads += 1
         verdict.examples.append(funnel_problem)
     verdict.most_uncommitted = watching.most
+    late = sum(
+        log.read_text(errors="replace").count(": reading again") for log in root.glob("*/*.log")
+    )
+    run.say(f"{late} fetches began past the next record and were read again from it")
     run.say(f"at most {watching.most:,.0f} records of a partition durable but not committed "
             f"(commit interval 1 s, {len(lines) / run.seconds / run.partitions:,.0f} "
             "records/s per partition)")  # fmt: skip
