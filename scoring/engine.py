@@ -172,6 +172,8 @@ def merge(
     else:
         work.disqualification(survivor.disqualifiers, None, message_id)
         work.thresholds(message_id)
+    if work.stage is not Stage.SQL:
+        work.sla = None  # no rep is due on a lead that is not sql
     return work.state(), work.transitions
 
 
@@ -499,12 +501,13 @@ class _Work:
             self.sla = replace(sla, level=2)
 
     def acted(self, message: Track, at: float) -> None:
-        """A rep acted on the SQL: in time, a `sla_met`; the SLA ends either way."""
+        """A rep acted on the SQL: a `sla_met` in time, a `sla_acted_late` after the
+        breach (the time to first action, either way); the SLA ends."""
         sla = self.sla
         assert sla is not None
-        if sla.level == 0 and self.rules.sales is not None:
+        if self.rules.sales is not None:
             due, _ = self.rules.sla_instants(sla.qualified_at)
-            self.follow_up("sla_met", at, due, message)
+            self.follow_up("sla_met" if sla.level == 0 else "sla_acted_late", at, due, message)
         self.sla = None
 
     def follow_up(
@@ -517,9 +520,10 @@ class _Work:
         overdue = working_seconds_between(due, at, hours) / 3600.0
         fit = sum(self.fit.values())
         engagement = sum(_decayed(self.engagement, at - self.clock, rules.half_life).values())
-        if kind == "sla_met":
-            summary = (f"{message.event if message else 'A rep'} on lead {self.lead_id} "
-                       f"after {worked:.1f} of {rules.sales.sla_hours:g} SLA hours.")  # fmt: skip
+        if message is not None:
+            late = f", {overdue:.1f} overdue" if kind == "sla_acted_late" else ""
+            summary = (f"{message.event} on lead {self.lead_id} after {worked:.1f} "
+                       f"working hours (SLA {rules.sales.sla_hours:g}{late}).")  # fmt: skip
         else:
             waited = "escalated: still" if kind == "sla_escalation" else "SLA breached:"
             summary = (f"Lead {self.lead_id} {waited} no rep has acted, "

@@ -1,5 +1,6 @@
 """Funnel analytics folded from transitions: leads per stage, transitions per day,
-MQL-to-SQL conversion and the median time it takes.
+MQL-to-SQL conversion and the median time it takes; and, folded from the sales
+follow-ups, how soon reps act on SQLs.
 
 Pure and bounded: per-day counts for the last `DAYS_KEPT` days, and the
 MQL-to-SQL durations as a histogram with 10 buckets per decade (from a
@@ -47,6 +48,22 @@ class Conversion(BaseModel):
     )
 
 
+class FollowUpFigures(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    met: int = Field(description="SQLs a rep acted on within the SLA")
+    breached: int = Field(description="SQLs whose SLA ran out first")
+    escalated: int
+    acted_late: int = Field(description="breached SQLs a rep acted on since")
+    within_sla_share: float | None = Field(
+        description="met / (met + breached): the share of decided SLAs kept"
+    )
+    median_hours_to_first_action: float | None = Field(
+        description="working hours from sql to a rep's first action, in time or late "
+        "(to within about 12%)"
+    )
+
+
 class FunnelView(BaseModel):
     """The answer of GET /funnel."""
 
@@ -56,6 +73,7 @@ class FunnelView(BaseModel):
     stages: dict[str, int]
     transitions_per_day: list[DayCounts]
     mql_to_sql: Conversion
+    sales_follow_up: FollowUpFigures
 
 
 class Origin(BaseModel):
@@ -140,6 +158,9 @@ class Funnel(BaseModel):
     converted: int = 0
     # Bucket index -> MQL-to-SQL conversions that took that long (see `_bucket`).
     hours_to_sql: dict[int, int] = Field(default_factory=dict)
+    # Sales follow-ups by kind, and the first actions' working hours (buckets as above).
+    follow_ups: dict[str, int] = Field(default_factory=dict)
+    hours_to_action: dict[int, int] = Field(default_factory=dict)
 
     def add_new_leads(self, count: int) -> None:
         self.stages[Stage.LEAD] += count
@@ -161,14 +182,26 @@ class Funnel(BaseModel):
                 bucket = _bucket(hours_to_sql)
                 self.hours_to_sql[bucket] = self.hours_to_sql.get(bucket, 0) + 1
 
+    def add_follow_up(self, kind: str, working_hours: float) -> None:
+        self.follow_ups[kind] = self.follow_ups.get(kind, 0) + 1
+        if kind in ("sla_met", "sla_acted_late"):
+            bucket = _bucket(working_hours)
+            self.hours_to_action[bucket] = self.hours_to_action.get(bucket, 0) + 1
+
     def median_hours_to_sql(self) -> float | None:
-        total = sum(self.hours_to_sql.values())
-        seen = 0
-        for bucket in sorted(self.hours_to_sql):
-            seen += self.hours_to_sql[bucket]
-            if 2 * seen >= total:
-                return _bucket_middle(bucket)
-        return None
+        return _median(self.hours_to_sql)
+
+    def follow_up_figures(self) -> FollowUpFigures:
+        counts = self.follow_ups
+        met, breached = counts.get("sla_met", 0), counts.get("sla_breach", 0)
+        return FollowUpFigures(
+            met=met,
+            breached=breached,
+            escalated=counts.get("sla_escalation", 0),
+            acted_late=counts.get("sla_acted_late", 0),
+            within_sla_share=met / (met + breached) if met + breached else None,
+            median_hours_to_first_action=_median(self.hours_to_action),
+        )
 
     def view(self, as_of: datetime) -> FunnelView:
         return FunnelView(
@@ -184,6 +217,7 @@ class Funnel(BaseModel):
                 conversion_rate=self.converted / self.reached_mql if self.reached_mql else None,
                 median_hours_to_sql=self.median_hours_to_sql(),
             ),
+            sales_follow_up=self.follow_up_figures(),
         )
 
 
@@ -195,6 +229,16 @@ class Recent(BaseModel):
 
     def add(self, transition: Transition) -> None:
         self.transitions = [*self.transitions[-RECENT_KEPT + 1 :], transition]
+
+
+def _median(histogram: dict[int, int]) -> float | None:
+    total = sum(histogram.values())
+    seen = 0
+    for bucket in sorted(histogram):
+        seen += histogram[bucket]
+        if 2 * seen >= total:
+            return _bucket_middle(bucket)
+    return None
 
 
 def _bucket(hours: float) -> int:

@@ -122,14 +122,15 @@ class SalesAlert(_Output):
     transition: Transition
 
 
-FollowUpKind = Literal["sla_met", "sla_breach", "sla_escalation"]
+FollowUpKind = Literal["sla_met", "sla_breach", "sla_escalation", "sla_acted_late"]
 
 
 class FollowUp(_Output):
     """A step of the sales follow-up of an SQL: a value on the `sales-alerts` topic.
 
     `sla_breach` when the SLA runs out before a rep acted, `sla_escalation` when
-    `escalate_after_hours` more have passed, `sla_met` when a rep acted in time.
+    `escalate_after_hours` more have passed, `sla_met` when a rep acted in time,
+    `sla_acted_late` when one acted after the breach.
     """
 
     kind: FollowUpKind
@@ -143,8 +144,8 @@ class FollowUp(_Output):
     sql_transition_id: str = Field(description="the change to sql this follows up")
     working_hours: float = Field(description="SLA time (working hours) from sql to occurred_at")
     hours_overdue: float = Field(description="working hours past due_at at occurred_at")
-    action: str | None = Field(description="sla_met: the event that acted; else null")
-    message_id: str | None = Field(description="sla_met: the acting message; else null")
+    action: str | None = Field(description="an act (met, late): the event; else null")
+    message_id: str | None = Field(description="an act (met, late): its message; else null")
     stage: Stage
     fit_score: float
     engagement_score: float = Field(description="as of occurred_at")

@@ -46,7 +46,7 @@ from streams.app import (
     LeadscoreApp,
 )
 from streams.consumer import use_intake
-from streams.funnel import new_lead
+from streams.funnel import follow_up_record, new_lead
 from streams.topics import partition_for
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,8 @@ class Scorer:
     async def _handle(self, record: Any) -> str:
         headers = record.headers
         if headers and _is_decay_check(headers):
-            await self.check_decay(record.key, record.partition, float(record.value))
+            origin = f"{record.topic}:{record.partition}", record.offset * ITEMS_PER_RECORD
+            await self.check_decay(record.key, record.partition, float(record.value), origin)
             return "decay_check"
         parsed = parse_input(record.value)
         if isinstance(parsed, Batch):
@@ -135,7 +136,10 @@ class Scorer:
         if state is None:  # counted in the funnel (once: by the message's position)
             funnel_record = new_lead(record, index)
             await self.app.emit(self.app.funnel_topic, FUNNEL_KEY, funnel_record, partition=0)
-        await self.save(lead_key, owner, updated, transitions)
+        # Follow-ups reach the funnel by the record handled here (the origin may be read
+        # on another partition, and the funnel skips a source's positions out of order).
+        handled = f"{record.topic}:{record.partition}", record.offset * ITEMS_PER_RECORD + index
+        await self.save(lead_key, owner, updated, transitions, handled)
         return "applied"
 
     async def forget(
@@ -160,20 +164,28 @@ class Scorer:
             self.store.delete(lead_key, partition)
             self.store.table_put(self.app.recent, lead_key, partition, None)
 
-    async def check_decay(self, lead_key: bytes, partition: int, until: float) -> None:
+    async def check_decay(
+        self, lead_key: bytes, partition: int, until: float, origin: Position
+    ) -> None:
         state = self.store.get(lead_key, partition)
         if state is None:
             return
         updated, transitions = advance(state, until, self.rules)
         if transitions:
-            await self.save(lead_key, partition, updated, transitions)
+            await self.save(lead_key, partition, updated, transitions, origin)
         else:
             self.app.crossings.set(lead_key, next_crossing(state, self.rules))
 
     async def save(
-        self, lead_key: bytes, partition: int, state: LeadState, outputs: list[Output]
+        self,
+        lead_key: bytes,
+        partition: int,
+        state: LeadState,
+        outputs: list[Output],
+        origin: Position,
     ) -> None:
-        """Transitions and follow-ups out now; then the new state to the store (durable by
+        """Transitions and follow-ups out now (each follow-up to the funnel too, with
+        `origin`, where its cause was read); then the new state to the store (durable by
         the next commit).
 
         In that order: the store's flush first waits for what was sent before it, so a
@@ -182,10 +194,14 @@ class Scorer:
         """
         app, store = self.app, self.store
         transitions = []
+        follow_ups = 0
         for output in outputs:
             if isinstance(output, FollowUp):
                 self.metrics.follow_ups[output.kind] += 1
                 await self.app.emit(app.alerts, lead_key, _json(output))
+                funnel_record = follow_up_record(output, origin, follow_ups)
+                await self.app.emit(app.funnel_topic, FUNNEL_KEY, funnel_record, partition=0)
+                follow_ups += 1
                 continue
             transitions.append(output)
             self.metrics.transitions[output.from_stage, output.to_stage] += 1

@@ -17,7 +17,9 @@ feed forwards the same transitions again, from the same origins). New
 leads, which no transition announces, are sent to the same topic by the
 scorer, one record per lead with the position of its first message as
 origin: a message read again after a crash, its lead not yet durable, sends
-the same origin again, and the totals skip it.
+the same origin again, and the totals skip it. So are the sales follow-ups
+(`sales-alerts` has the webhook sink's agent), each with the position of the
+message or decay check that caused it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pydantic import BaseModel
 
 from scoring import Transition
 from scoring.funnel import Funnel, LeadFunnel, Origin, Recent
+from scoring.outputs import FollowUp
 from streams.app import FUNNEL_KEY, ITEMS_PER_RECORD, RECENT_KEY, LeadscoreApp
 from streams.consumer import use_intake
 
@@ -65,6 +68,9 @@ def register(app: LeadscoreApp) -> None:
         if funnel.applied.take(offset, origin):
             if "new_lead" in record:
                 funnel.add_new_leads(1)
+            elif "follow_up" in record:
+                figures = record["follow_up"]
+                funnel.add_follow_up(figures["kind"], figures["working_hours"])
             else:
                 transition = Transition.model_validate(record["transition"])
                 funnel.add(transition, record["hours_to_sql"])
@@ -83,6 +89,19 @@ def register(app: LeadscoreApp) -> None:
     @app.funnel.on_recover
     async def forget_totals() -> None:
         app.funnel_cache.clear()
+
+
+# A message or decay check causes at most three follow-ups (breach, escalation, an act).
+FOLLOW_UPS_PER_CAUSE = 4
+
+
+def follow_up_record(follow_up: FollowUp, cause: tuple[str, int], index: int) -> bytes:
+    """The funnel record of the `index`-th follow-up caused by the record read at `cause`
+    (source, position): sent again with the same origin when that record is read again."""
+    source, position = cause
+    origin = Origin(source=f"follow-ups:{source}", offset=position * FOLLOW_UPS_PER_CAUSE + index)
+    figures = {"kind": follow_up.kind, "working_hours": follow_up.working_hours}
+    return json.dumps({"follow_up": figures, "origin": origin.model_dump()}).encode()
 
 
 def new_lead(record: Any, index: int = 0) -> bytes:

@@ -6,7 +6,7 @@
 | GET /metrics | Prometheus text; never needs a token |
 | GET /leads/{lead_id} | stage, scores now, explanation, recent transitions (routed to the owner) |
 | GET /leads/top?stage=mql&limit=10 | hottest leads by engagement, across all workers |
-| GET /funnel | leads per stage, transitions per day, MQL-to-SQL conversion |
+| GET /funnel | leads per stage, transitions per day, MQL-to-SQL conversion, sales follow-up |
 | GET /transitions/recent?limit=20 | the latest transitions, newest first |
 | GET / and /static/... | the dashboard |
 

@@ -49,6 +49,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from scoring import Transition, decode_state, load_rules, snapshot
 from scoring.funnel import Funnel, LeadFunnel
+from scoring.outputs import FollowUp
 from scoring.replay import Replay
 from streams.topics import partition_for
 from streams.traffic import generate
@@ -114,7 +115,9 @@ def chaos(kafka: KafkaServer, root: Path, run: Run) -> Verdict:
     strays = {lead: rng.choice(leads) for lead in rng.sample(leads, len(leads) // 10)}
     settings = {"LEADSCORE_COMMIT_INTERVAL": "1", "LEADSCORE_SCORES_INTERVAL": "2"}
     replay = Replay(load_rules(), stitch=False)  # as the stream scores, until it stitches
-    expected = [t for t in replay.feed(lines) if isinstance(t, Transition)]
+    outputs = list(replay.feed(lines))
+    expected = [t for t in outputs if isinstance(t, Transition)]
+    follow_ups = [f for f in outputs if isinstance(f, FollowUp)]
     workers = [deployment.worker(f"w{n}", **settings) for n in range(run.workers)]
     for worker in workers:
         worker.start()
@@ -131,7 +134,7 @@ def chaos(kafka: KafkaServer, root: Path, run: Run) -> Verdict:
         producing.join()
         drain(deployment, workers, run)
         watching.stop()
-        funnel_problem = settled_funnel(workers, replay, expected, run)
+        funnel_problem = settled_funnel(workers, replay, expected, follow_ups, run)
         for worker in workers:
             code = worker.stop(timeout=90)
             if code != 0:
@@ -313,11 +316,15 @@ def read_all(
         consumer.close()
 
 
-def replayed_funnel(transitions: list[Transition], leads: int) -> dict[str, object]:
-    """The funnel of replay's `leads` and transitions, folded as the stream's funnel
-    feed does."""
+def replayed_funnel(
+    transitions: list[Transition], follow_ups: list[FollowUp], leads: int
+) -> dict[str, object]:
+    """The funnel of replay's `leads`, transitions and sales follow-ups, folded as the
+    stream's funnel feed does."""
     funnel = Funnel()
     funnel.add_new_leads(leads)
+    for follow_up in follow_ups:
+        funnel.add_follow_up(follow_up.kind, follow_up.working_hours)
     leads: dict[str, LeadFunnel] = {}
     for transition in transitions:
         lead = leads.setdefault(transition.lead_id, LeadFunnel())
@@ -333,11 +340,12 @@ def settled_funnel(
     workers: list[WorkerProcess],
     replay: Replay,
     expected: list[Transition],
+    follow_ups: list[FollowUp],
     run: Run,
     timeout: float = 60.0,
 ) -> str | None:
     """None once a worker's GET /funnel shows replay's funnel, else what differs."""
-    want = replayed_funnel(expected, len(replay.states))
+    want = replayed_funnel(expected, follow_ups, len(replay.states))
     seen: dict[str, object] = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

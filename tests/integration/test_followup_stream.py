@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from scoring import parse_rules
 from scoring.outputs import SALES_ALERT_ADAPTER, FollowUp, SalesAlert
 from scoring.replay import Replay
-from tests.integration.harness import REPO, Deployment
+from tests.integration.harness import REPO, Deployment, WorkerProcess
 from tests.kafka_server import KafkaServer
 
 SLA_S = 18.0  # the SLA, and 36 s more to the escalation
@@ -97,6 +98,33 @@ def test_a_breach_and_its_escalation_come_once_as_in_replay_and_an_act_in_time_i
         everything = alerts(deployment, until=5, timeout=max(wait, 30))
         time.sleep(3)  # nothing more comes
         everything = alerts(deployment, until=6, timeout=3)
+        funnel = follow_up_figures(second)
     follow_ups = [a for a in everything if isinstance(a, FollowUp)]
     assert by_id(follow_ups) == by_id(replayed)
     assert escalation.hours_overdue == 2 * SLA_S / 3600
+    # /funnel: one SLA met, one breached (and escalated); the act came within seconds.
+    assert {k: funnel[k] for k in ("met", "breached", "escalated", "acted_late")} == {
+        "met": 1,
+        "breached": 1,
+        "escalated": 1,
+        "acted_late": 0,
+    }, funnel
+    assert funnel["within_sla_share"] == 0.5
+    assert funnel["median_hours_to_first_action"] < 0.02  # the first bucket: under a minute
+
+
+def follow_up_figures(worker: WorkerProcess, timeout: float = 30.0) -> dict[str, Any]:
+    """GET /funnel's sales follow-up, once it counts the three follow-ups."""
+    deadline = time.monotonic() + timeout
+    figures: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        url = f"http://127.0.0.1:{worker.port}/funnel"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                figures = json.loads(answer.read())["sales_follow_up"]
+        except OSError:
+            pass
+        if figures.get("met", 0) + figures.get("breached", 0) + figures.get("escalated", 0) >= 3:
+            break
+        time.sleep(1)
+    return figures

@@ -190,7 +190,13 @@ def test_acting_at_or_after_the_instant_is_late_the_breach_comes_first() -> None
         acted, outputs = apply_message(
             state, parse(track("Lead Rejected", T0 + late, "r")), ROUND_THE_CLOCK
         )
-        assert kinds(outputs) == [("sla_breach", T0 + timedelta(hours=1))]
+        assert kinds(outputs) == [
+            ("sla_breach", T0 + timedelta(hours=1)),
+            ("sla_acted_late", T0 + late),
+        ]
+        late_act = follow_ups(outputs)[1]
+        assert late_act.action == "Lead Rejected"
+        assert late_act.hours_overdue == pytest.approx(late.total_seconds() / HOUR - 1, abs=1e-3)
         assert acted.sla is None and acted.stage == "disqualified"
 
 
@@ -218,7 +224,8 @@ def test_a_lead_recycled_and_qualified_again_starts_a_new_sla() -> None:
     state, outputs = apply_message(
         state, parse(track("Lead Recycled", recycled_at, "re")), ROUND_THE_CLOCK
     )
-    assert follow_ups(outputs) == [] and state.sla is None and state.stage == "lead"
+    assert kinds(outputs) == [("sla_acted_late", recycled_at)]
+    assert state.sla is None and state.stage == "lead"
     # The criteria still hold: the next message makes it mql and sql again.
     again_at = T0 + timedelta(days=1)
     state, outputs = apply_message(
@@ -344,3 +351,16 @@ def test_unquoted_hours_in_yaml_are_read_as_times() -> None:
     # YAML 1.1 reads 18:00 as 1080 (minutes, base 60); the rules read it as 18:00.
     hours = OFFICE.business_hours
     assert hours is not None and (hours.start.hour, hours.end.hour) == (9, 18)
+
+
+def test_merged_leads_keep_the_older_sla() -> None:
+    from dataclasses import replace
+
+    from scoring.engine import merge
+
+    older, _ = qualified(ROUND_THE_CLOCK, T0)
+    newer, _ = qualified(ROUND_THE_CLOCK, T0 + timedelta(minutes=30))
+    newer = replace(newer, lead_id="ada-2", seen=b"")
+    merged, _ = merge(newer, older, ROUND_THE_CLOCK, "link")
+    assert merged.sla is not None and merged.sla == older.sla
+    assert next_crossing(merged, ROUND_THE_CLOCK) == T0.timestamp() + HOUR

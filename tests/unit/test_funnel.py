@@ -92,3 +92,23 @@ def test_the_ids_a_lead_keeps_are_bounded_and_its_old_value_still_reads() -> Non
     assert len(lead.forwarded) == FORWARDED_KEPT
     assert LeadFunnel.decode(repr(T0.timestamp()).encode()) == LeadFunnel(mql_since=T0.timestamp())
     assert LeadFunnel.decode(None) == LeadFunnel()
+
+
+def test_the_sales_follow_up_figures() -> None:
+    funnel = Funnel()
+    assert funnel.view(T0).sales_follow_up.within_sla_share is None
+    for kind, hours in [
+        ("sla_met", 0.5),
+        ("sla_met", 1.0),
+        ("sla_met", 2.0),
+        ("sla_breach", 4.0),
+        ("sla_escalation", 8.0),
+        ("sla_acted_late", 9.0),
+    ]:
+        funnel.add_follow_up(kind, hours)
+    figures = funnel.view(T0).sales_follow_up
+    assert (figures.met, figures.breached, figures.escalated, figures.acted_late) == (3, 1, 1, 1)
+    assert figures.within_sla_share == 0.75
+    # First actions: 0.5, 1, 2 (in time) and 9 (late): the median is 1 or 2 hours.
+    median = figures.median_hours_to_first_action
+    assert median is not None and 0.87 < median < 2.3
