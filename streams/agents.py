@@ -78,8 +78,7 @@ class Scorer:
     async def _handle(self, record: Any) -> str:
         headers = record.headers
         if headers and _is_decay_check(headers):
-            origin = f"{record.topic}:{record.partition}", record.offset * ITEMS_PER_RECORD
-            await self.check_decay(record.key, record.partition, float(record.value), origin)
+            await self.check_decay(record, float(record.value))
             return "decay_check"
         parsed = parse_input(record.value)
         if isinstance(parsed, Batch):
@@ -136,10 +135,7 @@ class Scorer:
         if state is None:  # counted in the funnel (once: by the message's position)
             funnel_record = new_lead(record, index)
             await self.app.emit(self.app.funnel_topic, FUNNEL_KEY, funnel_record, partition=0)
-        # Follow-ups reach the funnel by the record handled here (the origin may be read
-        # on another partition, and the funnel skips a source's positions out of order).
-        handled = f"{record.topic}:{record.partition}", record.offset * ITEMS_PER_RECORD + index
-        await self.save(lead_key, owner, updated, transitions, handled)
+        await self.save(lead_key, owner, updated, transitions, record, index)
         return "applied"
 
     async def forget(
@@ -164,15 +160,15 @@ class Scorer:
             self.store.delete(lead_key, partition)
             self.store.table_put(self.app.recent, lead_key, partition, None)
 
-    async def check_decay(
-        self, lead_key: bytes, partition: int, until: float, origin: Position
-    ) -> None:
+    async def check_decay(self, record: Any, until: float) -> None:
+        """A decay check (a record of the lead's partition): time passes to `until`."""
+        lead_key, partition = record.key, record.partition
         state = self.store.get(lead_key, partition)
         if state is None:
             return
         updated, transitions = advance(state, until, self.rules)
         if transitions:
-            await self.save(lead_key, partition, updated, transitions, origin)
+            await self.save(lead_key, partition, updated, transitions, record)
         else:
             self.app.crossings.set(lead_key, next_crossing(state, self.rules))
 
@@ -182,11 +178,12 @@ class Scorer:
         partition: int,
         state: LeadState,
         outputs: list[Output],
-        origin: Position,
+        record: Any,
+        index: int = 0,
     ) -> None:
-        """Transitions and follow-ups out now (each follow-up to the funnel too, with
-        `origin`, where its cause was read); then the new state to the store (durable by
-        the next commit).
+        """Transitions and follow-ups out now (each follow-up to the funnel too, by the
+        position of its cause: the `index`-th message of `record`); then the new state to
+        the store (durable by the next commit).
 
         In that order: the store's flush first waits for what was sent before it, so a
         state is never durable before the transitions it led to (else a crash between
@@ -199,7 +196,7 @@ class Scorer:
             if isinstance(output, FollowUp):
                 self.metrics.follow_ups[output.kind] += 1
                 await self.app.emit(app.alerts, lead_key, _json(output))
-                funnel_record = follow_up_record(output, origin, follow_ups)
+                funnel_record = follow_up_record(output, record, index, follow_ups)
                 await self.app.emit(app.funnel_topic, FUNNEL_KEY, funnel_record, partition=0)
                 follow_ups += 1
                 continue

@@ -95,11 +95,12 @@ def register(app: LeadscoreApp) -> None:
 FOLLOW_UPS_PER_CAUSE = 4
 
 
-def follow_up_record(follow_up: FollowUp, cause: tuple[str, int], index: int) -> bytes:
-    """The funnel record of the `index`-th follow-up caused by the record read at `cause`
-    (source, position): sent again with the same origin when that record is read again."""
-    source, position = cause
-    origin = Origin(source=f"follow-ups:{source}", offset=position * FOLLOW_UPS_PER_CAUSE + index)
+def follow_up_record(follow_up: FollowUp, record: Any, index: int, nth: int) -> bytes:
+    """The funnel record of the `nth` follow-up caused by the `index`-th message of
+    `record` (a Faust message: the input's, or a decay check): sent again with the same
+    origin when that record is read again."""
+    source, position = _position(record, index)
+    origin = Origin(source=f"follow-ups:{source}", offset=position * FOLLOW_UPS_PER_CAUSE + nth)
     figures = {"kind": follow_up.kind, "working_hours": follow_up.working_hours}
     return json.dumps({"follow_up": figures, "origin": origin.model_dump()}).encode()
 
@@ -107,9 +108,15 @@ def follow_up_record(follow_up: FollowUp, cause: tuple[str, int], index: int) ->
 def new_lead(record: Any, index: int = 0) -> bytes:
     """The funnel record of a lead's first message: the `index`-th of `record` (a Faust
     message; a batch body holds many), whose position is the origin."""
-    position = record.offset * ITEMS_PER_RECORD + index
-    origin = Origin(source=f"{record.topic}:{record.partition}", offset=position)
+    source, position = _position(record, index)
+    origin = Origin(source=source, offset=position)
     return json.dumps({"new_lead": True, "origin": origin.model_dump()}).encode()
+
+
+def _position(record: Any, index: int) -> tuple[str, int]:
+    """Where the `index`-th message of `record` was read: the scorer's own partition
+    (a repartitioned message's first reading may be on another, out of order here)."""
+    return f"{record.topic}:{record.partition}", record.offset * ITEMS_PER_RECORD + index
 
 
 def _json(model: BaseModel) -> bytes:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from faust.types import TP
 
@@ -117,8 +117,8 @@ async def _partitions_behind(app: LeadscoreApp, partitions: set[int]) -> set[int
         # The intake's next offset: after a restart, the committed one, so that a worker
         # whose partitions have had no record since (an idle lead's SLA, its decay) is not
         # taken to be behind them until a new record comes.
-        upcoming = consumer.next_offset(tp) if isinstance(consumer, DeliveringConsumer) else None
-        if upcoming is None:
+        upcoming = cast(DeliveringConsumer, consumer).next_offset(tp)
+        if upcoming is None:  # nothing read or sought yet: what the scorer handled
             upcoming = app.positions.get((tp.topic, tp.partition), -1) + 1
         if upcoming < (ends.get(tp) or 0):
             behind.add(tp.partition)
