@@ -5,6 +5,9 @@ Generated into JSON Schemas with the topic contracts (`scoring.schemas`).
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from scoring.funnel import FunnelView
@@ -36,6 +39,37 @@ class TopLeads(BaseModel):
     leads: list[TopLead]
 
 
+class WaitingLead(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    lead_id: str
+    status: Literal["on_time", "breached", "escalated"] = Field(
+        description="at the request time: before due_at, after it, after escalate_at"
+    )
+    qualified_at: datetime = Field(description="event time of the change to sql")
+    due_at: datetime = Field(description="when the SLA runs out (working time counted)")
+    escalate_at: datetime | None = Field(description="null without escalate_after_hours")
+    seconds_left: float = Field(description="until due_at, wall clock; negative: overdue")
+    sql_transition_id: str
+    fit_score: float
+    engagement_score: float = Field(description="decayed to the request time")
+
+
+class WaitingForSales(BaseModel):
+    """GET /sales/waiting: the SQLs no rep has acted on yet, due first, across all workers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    as_of: datetime
+    sla_hours: float | None = Field(description="null: the rules have no sales section")
+    business_hours: str | None = Field(
+        description="e.g. 'Mon-Fri 09:00-17:00 Europe/Berlin'; null: SLA time is all time"
+    )
+    waiting: int = Field(description="SQLs waiting, on time or not")
+    overdue: int = Field(description="of which past due_at")
+    leads: list[WaitingLead] = Field(description="the first `limit`, most overdue first")
+
+
 class RecentTransitions(BaseModel):
     """GET /transitions/recent: the latest transitions of all leads, newest first."""
 
@@ -53,4 +87,13 @@ class ApiError(BaseModel):
     lead_id: str | None = None
 
 
-__all__ = ["ApiError", "FunnelView", "LeadView", "RecentTransitions", "TopLead", "TopLeads"]
+__all__ = [
+    "ApiError",
+    "FunnelView",
+    "LeadView",
+    "RecentTransitions",
+    "TopLead",
+    "TopLeads",
+    "WaitingForSales",
+    "WaitingLead",
+]

@@ -186,6 +186,13 @@ class BusinessHoursSpec(_Schema):
     start: time
     end: time
 
+    def summary(self) -> str:
+        """E.g. 'mon-fri 09:00-17:00 Europe/Berlin'."""
+        days = ", ".join(self.days)
+        if list(self.days) == list(WORKING_WEEK):
+            days = "mon-fri"
+        return f"{days} {self.start:%H:%M}-{self.end:%H:%M} {self.time_zone}"
+
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

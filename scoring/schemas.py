@@ -12,7 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from scoring.api import ApiError, FunnelView, LeadView, RecentTransitions, TopLeads
+from scoring.api import (
+    ApiError,
+    FunnelView,
+    LeadView,
+    RecentTransitions,
+    TopLeads,
+    WaitingForSales,
+)
 from scoring.messages import MESSAGE_ADAPTER
 from scoring.normalize import END_INSTANT, ID_FIELDS, MILLISECONDS_ABOVE, TIME_FIELDS
 from scoring.outputs import (
@@ -37,6 +44,7 @@ def schemas() -> dict[str, dict[str, Any]]:
         "lead-deletion.schema.json": LeadDeletion.model_json_schema(),
         "api-lead.schema.json": LeadView.model_json_schema(),
         "api-top-leads.schema.json": TopLeads.model_json_schema(),
+        "api-sales-waiting.schema.json": WaitingForSales.model_json_schema(),
         "api-funnel.schema.json": FunnelView.model_json_schema(),
         "api-recent-transitions.schema.json": RecentTransitions.model_json_schema(),
         "api-error.schema.json": ApiError.model_json_schema(),

@@ -12,7 +12,7 @@ import faust
 from faust.types import TP, TableT, TopicT
 from pydantic import BaseModel
 
-from scoring import Rules
+from scoring import LeadState, Rules, next_crossing
 from streams.consumer import Handle, use_before_commit, use_delivering_consumer
 from streams.crossings import CrossingIndex
 from streams.hot import HotLeads
@@ -23,6 +23,7 @@ from streams.store import LeadStore
 from streams.topics import MAX_RECORD_BYTES, TABLES, funnel_topic, repartition_topic
 from streams.transactions import Transaction, TransactionalTableManager
 from streams.tuning import tune_for_embedded_broker
+from streams.waiting import WaitingSqls
 
 PRODUCER_LINGER_S = 0.005
 FUNNEL_KEY = b"funnel"
@@ -63,11 +64,29 @@ class LeadscoreApp:
     funnel_cache: dict[bytes, BaseModel] = field(default_factory=dict)
     hot: HotLeads = field(default_factory=HotLeads)
     crossings: CrossingIndex = field(default_factory=CrossingIndex)
+    waiting: WaitingSqls = field(default_factory=WaitingSqls)
     # (topic, partition) -> offset of the last record the scorer handled.
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
     # With exactly_once: the worker's transaction (what the scorer sends goes in it).
     transaction: Transaction | None = None
     ready: bool = False
+
+    def index(self, lead_key: bytes, state: LeadState | None) -> None:
+        """A changed lead (None: deleted) into the in-memory indexes the timers and web
+        views read: its next crossing, its engagement rank, its wait for a rep."""
+        if state is None:
+            self.crossings.set(lead_key, None)
+            self.hot.forget(lead_key)
+            self.waiting.forget(lead_key)
+            return
+        self.crossings.set(lead_key, next_crossing(state, self.rules))
+        self.hot.update(lead_key, state, self.rules)
+        self.waiting.update(lead_key, state, self.rules)
+
+    def clear_indexes(self) -> None:
+        self.crossings.clear()
+        self.hot.clear()
+        self.waiting.clear()
 
     def between_commits(self) -> AbstractAsyncContextManager[Any]:
         """Held while a record is handled: with exactly_once, no commit runs meanwhile, so

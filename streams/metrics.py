@@ -61,6 +61,12 @@ class Metrics:
             "escalation (sql)",
             registry=self.registry,
         )
+        self.sqls_waiting = Gauge(
+            "leadscore_sqls_waiting",
+            "SQLs of this worker no rep has acted on yet, by whether their SLA has run out",
+            ["overdue"],
+            registry=self.registry,
+        )
 
     def handled(self, outcome: str, seconds: float) -> None:
         """One input record handled, with what came of it and how long it took."""

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from faust.types import TP, TableT
 from rocksdict import WriteBatch
 
-from scoring import LeadState, decode_state, encode_state, next_crossing, snapshot_json
+from scoring import LeadState, decode_state, encode_state, snapshot_json
 
 if TYPE_CHECKING:
     from streams.app import LeadscoreApp
@@ -105,16 +105,13 @@ class LeadStore:
             }
         self.states[lead_key] = state
         self.changed.leads[lead_key] = (partition, state)
-        # The in-memory indexes at once: the web views read them.
-        self.app.crossings.set(lead_key, next_crossing(state, self.app.rules))
-        self.app.hot.update(lead_key, state, self.app.rules)
+        self.app.index(lead_key, state)  # at once: the web views read them
 
     def delete(self, lead_key: bytes, partition: int) -> None:
         """Forget the lead: a tombstone to its table and to `lead-scores` by the next flush."""
         self.states.pop(lead_key, None)
         self.changed.leads[lead_key] = (partition, None)
-        self.app.crossings.set(lead_key, None)
-        self.app.hot.forget(lead_key)
+        self.app.index(lead_key, None)
 
     def table_get(self, table: Table, key: bytes, partition: int) -> bytes | None:
         """A table's value (`key` of table partition `partition`), with the writes not

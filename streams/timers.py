@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from faust.types import TP
 
-from scoring import decode_state, next_crossing
+from scoring import decode_state
 from streams.app import CONTROL_HEADER, DECAY_CHECK, LeadscoreApp
 from streams.consumer import DeliveringConsumer
 from streams.topics import partition_for
@@ -93,14 +93,16 @@ def register(app: LeadscoreApp) -> None:
 
     @app.leads.on_recover
     async def rebuild_indexes() -> None:
-        """The decay and hottest-leads indexes, for the partitions this worker now owns."""
-        app.crossings.clear()
-        app.hot.clear()
+        """The decay, hottest-leads and waiting-SQL indexes, for the partitions this worker
+        now owns."""
+        app.clear_indexes()
         for lead_key, stored in app.leads.items():
-            state = decode_state(stored)
-            app.crossings.set(lead_key, next_crossing(state, app.rules))
-            app.hot.update(lead_key, state, app.rules)
-        log.info("decay index rebuilt: %d mql leads with a coming crossing", len(app.crossings))
+            app.index(lead_key, decode_state(stored))
+        log.info(
+            "indexes rebuilt: %d leads with a coming crossing, %d SQLs waiting for a rep",
+            len(app.crossings),
+            len(app.waiting),
+        )
 
     @faust_app.on_rebalance_complete.connect
     async def now_ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

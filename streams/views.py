@@ -6,6 +6,7 @@
 | GET /metrics | Prometheus text; never needs a token |
 | GET /leads/{lead_id} | stage, scores now, explanation, recent transitions (routed to the owner) |
 | GET /leads/top?stage=mql&limit=10 | hottest leads by engagement, across all workers |
+| GET /sales/waiting?limit=20 | SQLs waiting for a rep, most overdue first, across all workers |
 | GET /funnel | leads per stage, transitions per day, MQL-to-SQL conversion, sales follow-up |
 | GET /transitions/recent?limit=20 | the latest transitions, newest first |
 | GET / and /static/... | the dashboard |
@@ -28,7 +29,14 @@ from typing import Any
 from faust.types import TP
 
 from scoring import Stage, Transition, decay, snapshot
-from scoring.api import LeadView, RecentTransitions, TopLead, TopLeads
+from scoring.api import (
+    LeadView,
+    RecentTransitions,
+    TopLead,
+    TopLeads,
+    WaitingForSales,
+    WaitingLead,
+)
 from streams.app import LeadscoreApp
 from streams.funnel import funnel_of, recent_of
 from streams.topics import partition_for
@@ -70,6 +78,9 @@ def register(app: LeadscoreApp) -> None:
     async def metrics(web: Any, request: Any) -> Any:
         await _update_lag(app)
         app.metrics.mql_crossings.set(len(app.crossings))
+        overdue = app.waiting.overdue(time.time())
+        app.metrics.sqls_waiting.labels("true").set(overdue)
+        app.metrics.sqls_waiting.labels("false").set(len(app.waiting) - overdue)
         return web.bytes(app.metrics.text(), content_type="text/plain; version=0.0.4")
 
     @faust_app.page("/leads/top")
@@ -82,11 +93,38 @@ def register(app: LeadscoreApp) -> None:
         leads = _local_top(app, stage, limit)
         if request.query.get("local") == "1":  # a peer asking for this worker's share
             return web.json({"leads_raw": leads})
-        leads = await _with_peers(app, request, leads)
+        for answer in await _peers(app, request):
+            leads.extend(answer["leads_raw"])
         leads.sort(key=lambda lead: -lead["rank"])
         now = time.time()
         top = TopLeads(stage=stage, leads=[_shown(app, lead, now) for lead in leads[:limit]])
         return web.json(top.model_dump(mode="json"))
+
+    @faust_app.page("/sales/waiting")
+    @protected
+    async def waiting_for_sales(web: Any, request: Any) -> Any:
+        limit = _limit(request, 20)
+        now = time.time()
+        leads = [lead._asdict() for lead in app.waiting.most_urgent(limit)]
+        waiting, overdue = len(app.waiting), app.waiting.overdue(now)
+        if request.query.get("local") == "1":  # a peer asking for this worker's share
+            return web.json({"leads_raw": leads, "waiting": waiting, "overdue": overdue})
+        for answer in await _peers(app, request):
+            leads.extend(answer["leads_raw"])
+            waiting += answer["waiting"]
+            overdue += answer["overdue"]
+        leads = sorted(leads, key=lambda lead: lead["due_at"])[:limit]
+        sales = app.rules.sales
+        hours = sales.business_hours if sales is not None else None
+        view = WaitingForSales(
+            as_of=datetime.fromtimestamp(now, UTC),
+            sla_hours=sales.sla_hours if sales is not None else None,
+            business_hours=hours.summary() if hours is not None else None,
+            waiting=waiting,
+            overdue=overdue,
+            leads=[_waiting(app, lead, now) for lead in leads],
+        )
+        return web.json(view.model_dump(mode="json"))
 
     @faust_app.page("/leads/{lead_id}")
     @protected
@@ -195,18 +233,42 @@ def _shown(app: LeadscoreApp, lead: dict[str, Any], now: float) -> TopLead:
     )
 
 
-async def _with_peers(app: LeadscoreApp, request: Any, leads: list[dict[str, Any]]) -> Any:
-    """This worker's top leads and every other worker's: each owns some partitions."""
+def _waiting(app: LeadscoreApp, lead: dict[str, Any], now: float) -> WaitingLead:
+    """A waiting SQL as the API shows it: its status and engagement as of now."""
+    due, escalation = lead["due_at"], lead["escalate_at"]
+    status = "on_time" if now < due else "breached"
+    if escalation is not None and now >= escalation:
+        status = "escalated"
+
+    def at(instant: float) -> datetime:
+        return datetime.fromtimestamp(instant, UTC)
+
+    return WaitingLead(
+        lead_id=lead["lead_id"],
+        status=status,
+        qualified_at=at(lead["qualified_at"]),
+        due_at=at(due),
+        escalate_at=None if escalation is None else at(escalation),
+        seconds_left=round(due - now, 3),
+        sql_transition_id=lead["sql_transition_id"],
+        fit_score=round(lead["fit_score"], 3),
+        engagement_score=round(decay(lead["engagement"], now - lead["clock"], app.rules), 3),
+    )
+
+
+async def _peers(app: LeadscoreApp, request: Any) -> list[dict[str, Any]]:
+    """Every other worker's answer to this request, for its own partitions (`local=1`)."""
     own = str(app.faust.conf.canonical_url).rstrip("/")
     peers = [str(url).rstrip("/") for url in app.faust.router.table_metadata(app.leads.name)]
     query = dict(request.query) | {"local": "1"}
+    answers = []
     for peer in (p for p in peers if p != own):
         async with app.faust.http_client.get(
-            f"{peer}/leads/top", params=query, headers=dict(request.headers)
+            f"{peer}{request.url.path}", params=query, headers=dict(request.headers)
         ) as answer:
             if answer.status == 200:
-                leads.extend((await answer.json())["leads_raw"])
-    return leads
+                answers.append(await answer.json())
+    return answers
 
 
 async def _update_lag(app: LeadscoreApp) -> None:

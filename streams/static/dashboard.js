@@ -9,6 +9,8 @@
   const LEAD_REFRESH_TICKS = 5; // the looked-up lead refreshes every 10 s
   const FEED_LIMIT = 30;
   const TOP_LIMIT = 10;
+  const WAITING_LIMIT = 20;
+  const SLA_LABEL = { on_time: "on time", breached: "SLA breached", escalated: "escalated" };
   const TOKEN_KEY = "leadscore.token";
   const SVG_NS = "http://www.w3.org/2000/svg";
   const STAGES = ["lead", "mql", "sql", "disqualified"];
@@ -380,6 +382,7 @@
       $("per-day").replaceChildren(perDayChart(days, width));
     });
     renderConversion(body.mql_to_sql || {});
+    renderFollowUp(body.sales_follow_up);
   }
 
   function renderConversion(conv) {
@@ -484,6 +487,98 @@
     $("top-leads").replaceChildren(placeholder("Loading…", "li"));
     refreshTop().catch(() => {});
   });
+
+  // ---------------------------------------------------------------- waiting for a rep
+
+  // A countdown to a lead's SLA instant, ticking every second between polls. The
+  // instants are the server's: each row keeps how far they are from this page's clock,
+  // so a skewed client clock shows the same time left as the worker counts.
+  function fmtCountdown(ms) {
+    const total = Math.floor(Math.abs(ms) / 1000);
+    const days = Math.floor(total / 86400);
+    const h = Math.floor((total % 86400) / 3600), m = Math.floor((total % 3600) / 60), sec = total % 60;
+    const clock = `${h}:${String(m).padStart(2, "0")}:${String(sec).padStart(2, "0")}`;
+    return days > 0 ? `${days} d ${clock}` : clock;
+  }
+
+  function slaStatus(row, now) {
+    if (now < Number(row.dataset.due)) return "on_time";
+    const escalate = row.dataset.escalate;
+    return escalate && now >= Number(escalate) ? "escalated" : "breached";
+  }
+
+  function tickCountdowns() {
+    const now = Date.now();
+    for (const row of document.querySelectorAll("#waiting .w-row")) {
+      const left = Number(row.dataset.due) - now;
+      const status = slaStatus(row, now);
+      row.querySelector(".countdown").textContent = left > 0 ? fmtCountdown(left) + " left" : "overdue " + fmtCountdown(left);
+      if (row.dataset.status !== status) {
+        row.dataset.status = status;
+        const chip = row.querySelector(".chip");
+        chip.className = "chip sla-" + status;
+        chip.textContent = SLA_LABEL[status];
+      }
+    }
+  }
+
+  let waitingKey = null;
+
+  async function refreshWaiting() {
+    const { status, ok, body } = await api(`/sales/waiting?limit=${WAITING_LIMIT}`);
+    const list = $("waiting");
+    if (!ok || !body || !Array.isArray(body.leads)) {
+      waitingKey = null;
+      $("waiting-summary").textContent = "";
+      list.replaceChildren(placeholder(status === 401 ? "Needs an API token." : `Unavailable (HTTP ${status}).`, "li"));
+      return;
+    }
+    const sla = body.sla_hours === null ? "no SLA set" : `SLA ${fmtHours(body.sla_hours)}` + (body.business_hours ? ` (working hours: ${body.business_hours})` : "");
+    $("waiting-summary").textContent = `${body.waiting} waiting · ${body.overdue} overdue · ${sla}`;
+    const key = body.leads.map((l) => `${l.lead_id}@${l.due_at}`).join("|");
+    if (key === waitingKey) return; // the same leads: the countdowns tick on their own
+    waitingKey = key;
+    if (body.sla_hours === null) {
+      list.replaceChildren(placeholder("No sales follow-up: the rules have no sales section.", "li"));
+      return;
+    }
+    if (!body.leads.length) {
+      list.replaceChildren(placeholder("No SQL is waiting for a rep.", "li"));
+      return;
+    }
+    const shift = Date.now() - new Date(body.as_of).getTime(); // this page's clock ahead of the worker's
+    list.replaceChildren(...body.leads.map((lead) => {
+      const id = String(lead.lead_id ?? "");
+      const due = new Date(lead.due_at).getTime() + shift;
+      const escalate = lead.escalate_at ? new Date(lead.escalate_at).getTime() + shift : null;
+      return el("li", { "data-lead": id },
+        el("button", {
+          type: "button", class: "w-row", title: "Look up " + id, "data-due": due, "data-escalate": escalate,
+          on: { click: () => lookup(id, true) },
+        },
+        el("span", {}, el("span", { class: "chip" })),
+        el("span", { class: "countdown", "aria-live": "off" }),
+        el("span", { class: "w-lead mono", text: id }),
+        el("span", { class: "w-due" }, "due ", timeNode(lead.due_at)),
+        el("span", { class: "top-scores" },
+          el("span", { class: "score fit", title: "fit score" }, el("abbr", { text: "fit" }), " ", fmtNumber(lead.fit_score)),
+          el("span", { class: "score engagement", title: "engagement score" }, el("abbr", { text: "eng" }), " ", fmtNumber(lead.engagement_score)))));
+    }));
+    tickCountdowns();
+  }
+
+  function renderFollowUp(figures) {
+    if (!figures) return;
+    const decided = (Number(figures.met) || 0) + (Number(figures.breached) || 0);
+    const parts = [decided ? `SLA kept ${fmtPercent(figures.within_sla_share)} of ${decided}` : "no SLA decided yet"];
+    if (typeof figures.median_hours_to_first_action === "number") {
+      parts.push(`median ${fmtHours(figures.median_hours_to_first_action)} to first action`);
+    }
+    if (figures.escalated) parts.push(`${figures.escalated} escalated`);
+    $("follow-up").textContent = parts.join(" · ");
+  }
+
+  setInterval(tickCountdowns, 1000);
 
   // ---------------------------------------------------------------- lead lookup
 
@@ -607,7 +702,7 @@
     ticks += 1;
     const jobs = [refreshHealth()];
     if (!waitingForToken) {
-      jobs.push(refreshFeed(), refreshFunnel(), refreshTop());
+      jobs.push(refreshFeed(), refreshFunnel(), refreshTop(), refreshWaiting());
       if (currentLead && ticks % LEAD_REFRESH_TICKS === 0) jobs.push(lookup(currentLead, false, true));
     }
     const results = await Promise.allSettled(jobs);
