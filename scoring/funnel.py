@@ -165,6 +165,10 @@ class Funnel(BaseModel):
     def add_new_leads(self, count: int) -> None:
         self.stages[Stage.LEAD] += count
 
+    def remove_lead(self, stage: Stage) -> None:
+        """A lead gone (merged into another, or deleted) leaves its stage's count."""
+        self.stages[stage] -= 1
+
     def add(self, transition: Transition, hours_to_sql: float | None) -> None:
         self.stages[transition.from_stage] -= 1
         self.stages[transition.to_stage] += 1

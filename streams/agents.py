@@ -36,7 +36,7 @@ from scoring import (
 from scoring.engine import Output
 from scoring.messages import Batch, Delete, Message, parse_input
 from scoring.outputs import DeadLetter, FollowUp, LeadDeletion, deletion_id
-from scoring.state import Stage, applied_already
+from scoring.state import Stage, applied_already, new_lead
 from streams.app import (
     CONTROL_HEADER,
     DECAY_CHECK,
@@ -46,7 +46,9 @@ from streams.app import (
     LeadscoreApp,
 )
 from streams.consumer import use_intake
-from streams.funnel import follow_up_record, new_lead
+from streams.funnel import follow_up_record, gone_lead
+from streams.funnel import new_lead as new_lead_record
+from streams.stitching import LEAD_HEADER, Stitcher, control_of, forwarded_to
 from streams.topics import partition_for
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ class Scorer:
         self.partitions = app.settings.partitions
         self.metrics = app.metrics
         self.store = app.store
+        self.stitcher = Stitcher(app, self.save) if app.settings.stitch else None
 
     async def handle(self, record: Any) -> None:
         """Score one record (a Faust message: topic, partition, offset, key, value, headers)."""
@@ -80,6 +83,8 @@ class Scorer:
         if headers and _is_decay_check(headers):
             await self.check_decay(record, float(record.value))
             return "decay_check"
+        if headers and self.stitcher is not None and (control := control_of(headers)):
+            return await self.stitcher.handle(control, record)
         parsed = parse_input(record.value)
         if isinstance(parsed, Batch):
             # A batch body: its messages in order, each where it would be alone; a bad item
@@ -99,9 +104,10 @@ class Scorer:
 
     async def _message(self, record: Any, message: Message, index: int, *, single: bool) -> str:
         """One message of `record` (its `index`-th; `single`: the record is this message)."""
-        lead_key = message.lead_id.encode()
-        owner = partition_for(lead_key, self.partitions)
         headers = record.headers
+        lead_id = forwarded_to(headers) if headers else None  # stitched to another lead
+        lead_key = (lead_id or message.lead_id).encode()
+        owner = partition_for(lead_key, self.partitions)
         origin = _origin(headers) if headers else None
         if origin is None:
             source = f"{record.topic}:{record.partition}"
@@ -117,7 +123,25 @@ class Scorer:
                 headers=[(ORIGIN_HEADER, f"{origin[0]}:{origin[1]}".encode())],
             )
             return "repartitioned"
+        stitcher = self.stitcher
+        if stitcher is not None and lead_id is None and message.userId is None:
+            holder = stitcher.holder(message.lead_id, owner)
+            if holder is not None:  # this anonymous id is another lead's now
+                await self.app.emit(
+                    self.app.repartition,
+                    holder.encode(),
+                    record.value if single else _encoded(message),
+                    partition=partition_for(holder.encode(), self.partitions),
+                    headers=[
+                        (ORIGIN_HEADER, f"{origin[0]}:{origin[1]}".encode()),
+                        (LEAD_HEADER, holder.encode()),
+                    ],
+                )
+                return "forwarded"
         state = self.store.get(lead_key, owner)
+        fresh = state is None
+        if fresh and lead_id is not None:
+            state = new_lead(lead_id, identified=True)  # (its holder was deleted since)
         if state is not None and applied_already(state, origin):
             # Applied before a crash or a rebalance, read again since: so its offset was
             # not committed, and the flush that made the state durable may have been cut
@@ -125,21 +149,31 @@ class Scorer:
             self.store.put(lead_key, owner, state)
             return "reread"
         if isinstance(message, Delete):
-            await self.forget(lead_key, owner, state, message)
+            await self.forget(lead_key, owner, state, message, record, index)
             return "deleted"
         updated, transitions = apply_message(state, message, self.rules, origin)
         if state is not None and updated.seen == state.seen:
             # A resend (its messageId was applied already): only its position is new.
             self.store.put(lead_key, owner, updated)
             return "duplicate"
-        if state is None:  # counted in the funnel (once: by the message's position)
-            funnel_record = new_lead(record, index)
+        if fresh:  # counted in the funnel (once: by the message's position)
+            funnel_record = new_lead_record(record, index)
             await self.app.emit(self.app.funnel_topic, FUNNEL_KEY, funnel_record, partition=0)
         await self.save(lead_key, owner, updated, transitions, record, index)
+        if stitcher is not None and (
+            message.type == "alias" or (message.userId and message.anonymousId)
+        ):
+            await stitcher.link(updated, message, origin)
         return "applied"
 
     async def forget(
-        self, lead_key: bytes, partition: int, state: LeadState | None, message: Delete
+        self,
+        lead_key: bytes,
+        partition: int,
+        state: LeadState | None,
+        message: Delete,
+        record: Any,
+        index: int,
     ) -> None:
         """A delete request: the lead's state and recent transitions go (tombstones on its
         table and on lead-scores by the next flush), and a record says so on lead-deletions.
@@ -157,6 +191,8 @@ class Scorer:
         )
         await self.app.emit(self.app.deletions, lead_key, _json(deletion))
         if state is not None:
+            gone = gone_lead(state.stage, record, index)
+            await self.app.emit(self.app.funnel_topic, FUNNEL_KEY, gone, partition=0)
             self.store.delete(lead_key, partition)
             self.store.table_put(self.app.recent, lead_key, partition, None)
 

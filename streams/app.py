@@ -51,12 +51,14 @@ class LeadscoreApp:
     scores: TopicT
     dead_letters: TopicT
     deletions: TopicT
+    merges: TopicT
     leads: TableT[bytes, bytes]  # lead id -> encoded scoring.LeadState
     recent: TableT[bytes, bytes]  # lead id -> JSON list of its last transitions, newest first
     funnel_topic: TopicT  # one partition: every transition, and new-lead counts
     transitions_in: TopicT  # the transitions topic, read back for the funnel
     mql_since: TableT[bytes, bytes]  # lead id -> scoring.funnel.LeadFunnel JSON
     funnel: TableT[bytes, bytes]  # FUNNEL_KEY -> scoring.funnel.Funnel JSON
+    identities: TableT[bytes, bytes]  # b"anon:" + id -> its holder (streams.stitching)
     metrics: Metrics = field(default_factory=Metrics)
     # The leads' states as the scorer works on them (see streams.store).
     store: LeadStore = field(init=False)
@@ -177,12 +179,14 @@ def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
         scores=_raw_topic(app, settings.scores_topic),
         dead_letters=_raw_topic(app, settings.dlq_topic),
         deletions=_raw_topic(app, settings.deletions_topic),
+        merges=_raw_topic(app, settings.merges_topic),
         leads=_raw_table(app, "leads", settings),
         recent=_raw_table(app, "recent-transitions", settings),
         funnel_topic=funnel_channel,
         transitions_in=_raw_topic(app, settings.transitions_topic),
         mql_since=_raw_table(app, "mql-since", settings),
         funnel=_raw_table(app, "funnel", settings),
+        identities=_raw_table(app, "identities", settings),
     )
     store = leadscore.store = LeadStore(leadscore)
     exactly_once = settings.processing_guarantee == "exactly_once"

@@ -173,6 +173,7 @@ def tail(
         "scores": settings.scores_topic,
         "dlq": settings.dlq_topic,
         "deletions": settings.deletions_topic,
+        "merges": settings.merges_topic,
     }[kind]
     check_access(settings)
     try:

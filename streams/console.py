@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scoring import SalesAlert, ScoreSnapshot, Transition
-from scoring.outputs import SALES_ALERT_ADAPTER, DeadLetter, FollowUp, LeadDeletion
+from scoring.outputs import SALES_ALERT_ADAPTER, DeadLetter, FollowUp, LeadDeletion, LeadMerge
 
 ARROW = "→"
 
@@ -41,6 +41,10 @@ def deletion_line(d: LeadDeletion) -> str:
     return f"{d.occurred_at:%Y-%m-%d %H:%M:%S}  {d.lead_id}{absorbed} deleted"
 
 
+def merge_line(m: LeadMerge) -> str:
+    return f"{m.occurred_at:%Y-%m-%d %H:%M:%S}  {m.merged_id} merged into {m.survivor_id} ({m.via})"
+
+
 def render(kind: str, value: bytes | None, key: bytes | None = None) -> str:
     """The line for a record of one of the output topics (`kind` as in `OUTPUTS`)."""
     if value is None:  # a tombstone: the lead was deleted or merged into another
@@ -53,7 +57,9 @@ def render(kind: str, value: bytes | None, key: bytes | None = None) -> str:
         return score_line(ScoreSnapshot.model_validate_json(value))
     if kind == "deletions":
         return deletion_line(LeadDeletion.model_validate_json(value))
+    if kind == "merges":
+        return merge_line(LeadMerge.model_validate_json(value))
     return dead_letter_line(DeadLetter.model_validate_json(value))
 
 
-OUTPUTS = ("transitions", "alerts", "scores", "dlq", "deletions")
+OUTPUTS = ("transitions", "alerts", "scores", "dlq", "deletions", "merges")

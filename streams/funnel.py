@@ -30,7 +30,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel
 
-from scoring import Transition
+from scoring import Stage, Transition
 from scoring.funnel import Funnel, LeadFunnel, Origin, Recent
 from scoring.outputs import FollowUp
 from streams.app import FUNNEL_KEY, ITEMS_PER_RECORD, RECENT_KEY, LeadscoreApp
@@ -68,6 +68,8 @@ def register(app: LeadscoreApp) -> None:
         if funnel.applied.take(offset, origin):
             if "new_lead" in record:
                 funnel.add_new_leads(1)
+            elif "gone" in record:
+                funnel.remove_lead(Stage(record["gone"]))
             elif "follow_up" in record:
                 figures = record["follow_up"]
                 funnel.add_follow_up(figures["kind"], figures["working_hours"])
@@ -103,6 +105,14 @@ def follow_up_record(follow_up: FollowUp, record: Any, index: int, nth: int) -> 
     origin = Origin(source=f"follow-ups:{source}", offset=position * FOLLOW_UPS_PER_CAUSE + nth)
     figures = {"kind": follow_up.kind, "working_hours": follow_up.working_hours}
     return json.dumps({"follow_up": figures, "origin": origin.model_dump()}).encode()
+
+
+def gone_lead(stage: Stage, record: Any, index: int = 0) -> bytes:
+    """The funnel record of a lead that is gone (merged into another, or deleted) by the
+    `index`-th message of `record` (or by `record`, a hand-over)."""
+    source, position = _position(record, index)
+    origin = Origin(source=source, offset=position)
+    return json.dumps({"gone": stage.value, "origin": origin.model_dump()}).encode()
 
 
 def new_lead(record: Any, index: int = 0) -> bytes:

@@ -37,6 +37,8 @@ class Metrics:
         self.rejected: Counter[str] = Counter()  # by kind of problem
         self.transitions: Counter[tuple[str, str]] = Counter()  # by (from_stage, to_stage)
         self.follow_ups: Counter[str] = Counter()  # sla_met, sla_breach, sla_escalation
+        self.merges = 0  # leads absorbed into another by this worker (stitching)
+        self.identity_conflicts: Counter[str] = Counter()  # by kind (scoring.identity)
         # Processing time per message: counts per bucket (the last is +Inf), and the sum.
         self.processing_counts = [0] * (len(PROCESSING_BUCKETS) + 1)
         self.processing_sum = 0.0
@@ -129,6 +131,19 @@ class _HotPathCollector:
         for kind in ("sla_met", "sla_breach", "sla_escalation"):
             follow_ups.add_metric([kind], metrics.follow_ups[kind])
         yield follow_ups
+        merges = CounterMetricFamily(
+            "leadscore_lead_merges", "Leads absorbed into another of the same person"
+        )
+        merges.add_metric([], metrics.merges)
+        yield merges
+        conflicts = CounterMetricFamily(
+            "leadscore_identity_conflicts",
+            "Links refused by the identity safety rules (scored without merging), by kind",
+            labels=["kind"],
+        )
+        for kind in ("two_user_ids", "claimed", "anonymous_cap", "merge_cap"):
+            conflicts.add_metric([kind], metrics.identity_conflicts[kind])
+        yield conflicts
         cumulative, buckets = 0, []
         for bound, count in zip(
             [*map(str, PROCESSING_BUCKETS), "+Inf"], metrics.processing_counts, strict=True

@@ -134,6 +134,14 @@ class Settings(BaseSettings):
     deletions_topic: TopicName = Field(
         "lead-deletions", description="output topic of the leads forgotten on a delete request"
     )
+    merges_topic: TopicName = Field(
+        "lead-merges", description="output topic of the leads merged into another (stitching)"
+    )
+    stitch: bool = Field(
+        False,
+        description="stitch identities in the stream: a known lead absorbs the anonymous "
+        "ids its messages carry (see the README, 'Stitching in the stream')",
+    )
     partitions: int = Field(8, ge=1, description="partitions of the topics leadscore creates")
     replication_factor: int = Field(
         1, ge=1, description="replication factor of the topics leadscore creates"
@@ -245,7 +253,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "app_id", "transitions_topic", "alerts_topic", "scores_topic", "dlq_topic",
-        "deletions_topic", "webhook_dlq_topic",
+        "deletions_topic", "merges_topic", "webhook_dlq_topic",
     )  # fmt: skip
     @classmethod
     def _check_topic(cls, name: str) -> str:
@@ -292,10 +300,10 @@ class Settings(BaseSettings):
             )
         outputs = [
             self.transitions_topic, self.alerts_topic, self.scores_topic, self.dlq_topic,
-            self.deletions_topic,
+            self.deletions_topic, self.merges_topic,
         ]  # fmt: skip
         if len(set(outputs)) != len(outputs):
-            problems["transitions_topic"] = "the five output topics must be distinct"
+            problems["transitions_topic"] = "the six output topics must be distinct"
         if self.webhook_dlq_topic in [*outputs, *self.input_topics]:
             problems["webhook_dlq_topic"] = "must differ from the input and output topics"
         if looped := sorted(set(self.input_topics) & set(outputs)):

@@ -47,6 +47,7 @@ TABLES: dict[str, int | None] = {
     "recent-transitions": None,
     "mql-since": None,
     "funnel": 1,
+    "identities": None,  # "anon:<id>" -> the lead that holds it, on the partition of <id>
 }
 
 
@@ -80,6 +81,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         # A dead letter carries its record base64-encoded: up to 4/3 of Kafka's largest.
         TopicSpec(settings.dlq_topic, n, {**retained, "max.message.bytes": str(MAX_RECORD_BYTES)}),
         TopicSpec(settings.deletions_topic, n),
+        TopicSpec(settings.merges_topic, n),
         # Every transition again, on one partition, for the funnel totals.
         TopicSpec(funnel_topic(settings), 1, retained),
         *([TopicSpec(settings.webhook_dlq_topic, n)] if settings.webhook_url else []),

@@ -69,6 +69,7 @@ class Deployment:
         self.scores_topic = f"lead-scores-{tag}"
         self.dlq_topic = f"lead-events-dlq-{tag}"
         self.deletions_topic = f"lead-deletions-{tag}"
+        self.merges_topic = f"lead-merges-{tag}"
 
     def env(self, name: str) -> dict[str, str]:
         env = {
@@ -80,6 +81,7 @@ class Deployment:
             "LEADSCORE_SCORES_TOPIC": self.scores_topic,
             "LEADSCORE_DLQ_TOPIC": self.dlq_topic,
             "LEADSCORE_DELETIONS_TOPIC": self.deletions_topic,
+            "LEADSCORE_MERGES_TOPIC": self.merges_topic,
             "LEADSCORE_PARTITIONS": str(self.partitions),
             "LEADSCORE_DATA_DIR": str(self.root / name / "data"),
             "LEADSCORE_PROCESSING_GUARANTEE": self.guarantee,

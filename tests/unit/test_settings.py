@@ -62,6 +62,8 @@ def test_defaults() -> None:
         "scores_topic": "lead-scores",
         "dlq_topic": "lead-events-dlq",
         "deletions_topic": "lead-deletions",
+        "merges_topic": "lead-merges",
+        "stitch": False,
         "partitions": 8,
         "replication_factor": 1,
         "rules": None,
@@ -219,7 +221,7 @@ def test_decay_check_interval_bounds(seconds: str, valid: bool) -> None:
 
 
 def test_output_topics_must_be_distinct() -> None:
-    assert "the five output topics must be distinct" in problems_of(
+    assert "the six output topics must be distinct" in problems_of(
         "--scores-topic", "lead-transitions"
     )
 
@@ -275,6 +277,8 @@ def samples(tmp_path: Path) -> dict[str, tuple[str, Any]]:
         "scores_topic": ("sc", "sc"),
         "dlq_topic": ("dl", "dl"),
         "deletions_topic": ("gone", "gone"),
+        "merges_topic": ("merged", "merged"),
+        "stitch": ("true", True),
         "partitions": ("12", 12),
         "replication_factor": ("3", 3),
         "rules": ("/etc/rules.yaml", Path("/etc/rules.yaml")),

@@ -1,0 +1,262 @@
+"""Identity stitching in the stream: the anonymous visitor who signs up is the same lead.
+
+A message that carries a user id and an anonymous id (an identify after a popup
+signup, every message of a logged-in browser) or an `alias` ties the anonymous id to
+the known lead, as in replay (`scoring.identity`). The two leads usually live on
+different partitions: the known lead U on the partition of its user id, the
+anonymous lead A on the partition of its cookie id. The identities table is
+co-partitioned with A: its key `anon:<A>` lives on A's partition, next to A's state,
+so whoever decides a claim on A sees A's state, and decides it in one step.
+
+1. U's partition applies the message, then sends a claim for A through the
+   repartition topic to A's partition, with U's state as it is then (what the
+   decision needs: who U is, its merges, its anonymous joins).
+2. A's partition decides, as `scoring.identity.decide` does in replay:
+   - nobody holds A and no lead A exists: U holds A now (`anon:A -> U`), and U's
+     partition is told to count the join;
+   - lead A exists: it is handed over, its whole state in one record to U's
+     partition, deleted here (tombstones on its table and on `lead-scores`, and it
+     leaves the funnel), and `anon:A -> U`;
+   - another identified lead holds A, or a cap binds: an identity conflict, scored
+     without merging, counted (`leadscore_identity_conflicts{kind}`).
+3. U's partition merges the hand-over (`scoring.engine.merge`: as if U had received
+   both leads' messages) and sends the merge to `lead-merges`.
+4. Later messages of A, read on A's partition, find `anon:A -> U` and are forwarded
+   to U's partition, with the lead to score them under in a header.
+
+Every step is one record handled on one partition, whose effects are made durable
+with its offset (at least once: sent before the state is, so a crash sends them
+again; exactly once: in the transaction). A step done twice changes nothing: a claim
+decided before finds its claimant holding A; a hand-over or a join read again is
+skipped by its position in the survivor's state, a hand-over of a lead absorbed
+already by the survivor's list of absorbed ids; records of A forwarded twice are
+re-reads by their first position. So a SIGKILL at any point loses no history and
+counts none twice, and no lead is left half-merged: A's state is either still on its
+partition or on its way to U in a durable record.
+
+Links by email (an identify's `email` trait) are not stitched in the stream yet:
+they need a second hop (the email's holder is a lead on a third partition).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from scoring import LeadState, Position, decode_state, encode_state
+from scoring.engine import Output, merge
+from scoring.identity import ANONYMOUS, Conflict, Merge, decide, joined, joins_allowed, links_of
+from scoring.messages import Message
+from scoring.outputs import LeadMerge, merge_id
+from scoring.state import IDENTIFIED, applied_already, is_identified
+from streams.app import CONTROL_HEADER, FUNNEL_KEY, ITEMS_PER_RECORD, LeadscoreApp
+from streams.funnel import gone_lead
+from streams.topics import partition_for
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+log = logging.getLogger(__name__)
+
+CLAIM = b"claim"
+HANDOVER = b"handover"
+JOIN = b"join"
+CONTROLS = (CLAIM, HANDOVER, JOIN)
+# On a forwarded message: the lead it is scored under (not the one its ids name).
+LEAD_HEADER = "leadscore-lead"
+HOLDER = ANONYMOUS.encode()  # identities table keys: b"anon:" + anonymous id
+CLAIMED_CACHE = 100_000
+# A hand-over or join sent round again this often finds a claimant that was deleted.
+MAX_DEFERRALS = 10_000  # (lead, anonymous id) pairs claimed, so each is claimed once
+
+
+class Saver(Protocol):
+    def __call__(
+        self, lead_key: bytes, partition: int, state: LeadState, outputs: list[Output], record: Any
+    ) -> Awaitable[None]: ...
+
+
+class Stitcher:
+    """The scorer's part in stitching: claims out, and the three control records in."""
+
+    def __init__(self, app: LeadscoreApp, save: Saver) -> None:
+        self.app = app
+        self.save = save
+        self.partitions = app.settings.partitions
+        # Claims sent by this worker: a browser sends its anonymous id with every message,
+        # and one claim per lead and id is enough (one more after a restart: idempotent).
+        self._claimed: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def holder(self, anonymous_id: str, partition: int) -> str | None:
+        """The lead that holds an anonymous id, if not the anonymous lead itself; read on
+        the anonymous id's partition."""
+        value = self.app.store.table_get(
+            self.app.identities, HOLDER + anonymous_id.encode(), partition
+        )
+        return None if value is None else str(json.loads(value)["lead_id"])
+
+    async def link(self, state: LeadState, message: Message, origin: Position) -> None:
+        """After `message` (read at `origin`) was applied to its lead (`state`): a claim
+        for each anonymous id it ties to the lead that the lead does not hold yet."""
+        absorbed = state.identity.absorbed if state.identity is not None else ()
+        for found in links_of(message):
+            if not found.key.startswith(ANONYMOUS):
+                continue  # by email: not stitched in the stream yet
+            anonymous_id = found.key.removeprefix(ANONYMOUS)
+            pair = (state.lead_id, anonymous_id)
+            if anonymous_id == state.lead_id or anonymous_id in absorbed or pair in self._claimed:
+                continue
+            self._claimed[pair] = None
+            if len(self._claimed) > CLAIMED_CACHE:
+                self._claimed.popitem(last=False)
+            claim = {
+                "claimant": encode_state(state).decode(),
+                "via": found.via,
+                "message_id": message.messageId,
+                "at": message.at,
+                "occurred_at": message.timestamp.isoformat(),
+                "after": list(origin),  # the reply waits for the claimant to be this far
+            }
+            await self._send(anonymous_id, CLAIM, claim)
+
+    async def handle(self, kind: bytes, record: Any) -> str:
+        """A control record of the repartition topic (`kind`: CLAIM, HANDOVER or JOIN)."""
+        payload = json.loads(record.value)
+        if kind == CLAIM:
+            return await self._claim(record, payload)
+        position = (f"{record.topic}:{record.partition}", record.offset * ITEMS_PER_RECORD)
+        lead_key, partition = record.key, record.partition
+        store = self.app.store
+        state = store.get(lead_key, partition)
+        source, offset = payload["after"]
+        if state is None or not applied_already(state, (source, offset)):
+            # Here before the message that made the claim: it is read again after a crash
+            # (its input partition and this one are read in any order). Once more, after it.
+            deferrals = payload.get("deferrals", 0) + 1
+            if deferrals > MAX_DEFERRALS:  # the claimant was deleted since: forgotten too
+                log.warning("a %s for a lead gone since was dropped", kind.decode())
+                return "dropped"
+            again = json.dumps({**payload, "deferrals": deferrals}).encode()
+            await self.app.emit(
+                self.app.repartition, lead_key, again, partition, [(CONTROL_HEADER, kind)]
+            )
+            return "deferred"
+        if kind == JOIN:
+            if applied_already(state, position):
+                return "reread"
+            joins = joined(state, payload["at"])
+            store.put(lead_key, partition, _at(joins, position))
+            return "joined"
+        absorbed = decode_state(payload["absorbed"])
+        survivor = state
+        if applied_already(survivor, position):
+            return "reread"
+        merged, outputs = merge(survivor, absorbed, self.app.rules, payload["message_id"])
+        if merged is survivor:  # handed over before (a resend): nothing changes
+            store.put(lead_key, partition, _at(survivor, position))
+            return "reread"
+        if not is_identified(absorbed):
+            merged = joined(merged, payload["at"])
+        event = LeadMerge(
+            merge_id=merge_id(absorbed.lead_id, survivor.lead_id, payload["message_id"]),
+            merged_id=absorbed.lead_id,
+            survivor_id=survivor.lead_id,
+            via=payload["via"],
+            message_id=payload["message_id"],
+            occurred_at=datetime.fromisoformat(payload["occurred_at"]),
+        )
+        await self.app.emit(self.app.merges, lead_key, event.model_dump_json().encode())
+        self.app.metrics.merges += 1
+        await self.save(lead_key, partition, _at(merged, position), outputs, record)
+        return "merged"
+
+    async def _claim(self, record: Any, claim: dict[str, Any]) -> str:
+        """On the anonymous id's partition: who gets it (see the module's docstring)."""
+        anonymous_id, partition = record.key.decode(), record.partition
+        claimant = decode_state(claim["claimant"])
+        at = claim["at"]
+        key = ANONYMOUS + anonymous_id
+        app, store = self.app, self.app.store
+        holder = self.holder(anonymous_id, partition)
+        if holder == claimant.lead_id:
+            return "reread"  # decided before: a claim sent again
+        if holder is not None:  # held by another lead: identified (only they claim)
+            owner = LeadState(lead_id=holder, identity=IDENTIFIED)
+            decision = decide(claimant, owner, key, at)
+            self._conflict("claimed" if isinstance(decision, Merge) else decision)
+            return "conflict"
+        lead_key = anonymous_id.encode()
+        state = store.get(lead_key, partition)
+        if state is None:  # no lead of that id (yet): the claimant holds it
+            if not joins_allowed(claimant, at):
+                self._conflict("anonymous_cap")
+                return "conflict"
+            self._hold(anonymous_id, claimant, partition)
+            await self._send(claimant.lead_id, JOIN, {"at": at, "after": claim["after"]})
+            return "claimed"
+        decision = decide(claimant, state, key, at)
+        if decision is None:
+            return "reread"
+        if not isinstance(decision, Merge) or decision.survivor != claimant.lead_id:
+            # A conflict; or the anonymous lead would survive, which only an anonymous
+            # claimant (a link by email) can cause: not stitched in the stream yet.
+            self._conflict(decision if not isinstance(decision, Merge) else "claimed")
+            return "conflict"
+        handover = {key: claim[key] for key in ("via", "message_id", "at", "occurred_at", "after")}
+        await self._send(claimant.lead_id, HANDOVER, {**handover, "absorbed": _text(state)})
+        await app.emit(app.funnel_topic, FUNNEL_KEY, gone_lead(state.stage, record), partition=0)
+        store.delete(lead_key, partition)
+        store.table_put(app.recent, lead_key, partition, None)
+        self._hold(anonymous_id, claimant, partition)
+        return "handed_over"
+
+    def _hold(self, anonymous_id: str, lead: LeadState, partition: int) -> None:
+        value = json.dumps({"lead_id": lead.lead_id, "identified": is_identified(lead)})
+        self.app.store.table_put(
+            self.app.identities, HOLDER + anonymous_id.encode(), partition, value.encode()
+        )
+
+    def _conflict(self, kind: Conflict | None) -> None:
+        if kind is None:
+            return
+        self.app.metrics.identity_conflicts[kind] += 1
+        log.info("identity conflict (%s): scored without merging", kind)
+
+    async def _send(self, lead_id: str, kind: bytes, payload: dict[str, Any]) -> None:
+        key = lead_id.encode()
+        await self.app.emit(
+            self.app.repartition,
+            key,
+            json.dumps(payload).encode(),
+            partition=partition_for(key, self.partitions),
+            headers=[(CONTROL_HEADER, kind)],
+        )
+
+
+def control_of(headers: Any) -> bytes | None:
+    """The stitching control kind of a record (its headers: Kafka's (name, value) pairs)."""
+    for name, value in headers:
+        if name == CONTROL_HEADER and value in CONTROLS:
+            return bytes(value)
+    return None
+
+
+def forwarded_to(headers: Any) -> str | None:
+    """The lead a forwarded message is scored under, from its headers."""
+    for name, value in headers:
+        if name == LEAD_HEADER:
+            return bytes(value).decode()
+    return None
+
+
+def _at(state: LeadState, position: tuple[str, int]) -> LeadState:
+    """`state` having applied the control record read at `position`."""
+    return replace(state, applied={**state.applied, position[0]: position[1]})
+
+
+def _text(state: LeadState) -> str:
+    return encode_state(state).decode()

@@ -1,0 +1,234 @@
+"""Identity stitching in the stream, on Apache Kafka: the anonymous visitor who signs up
+through a popup is the same lead afterwards, with the anonymous id and the user id on
+different partitions, as replay stitches it; and a SIGKILL during the merges loses no
+history and counts none twice (see streams/stitching.py)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient
+
+from scoring import load_rules, snapshot
+from scoring.outputs import LeadMerge, ScoreSnapshot, Transition
+from scoring.replay import Replay
+from streams.topics import partition_for
+from tests.integration.harness import REPO, Deployment, WorkerProcess
+from tests.kafka_server import KafkaServer
+
+JOURNEY = REPO / "tests" / "fixtures" / "payloads" / "journeys" / "popup_signup.jsonl"
+VISITOR, USER = "29be5d21-2981-4b38-94c2-771116e58928", "usr_01JB7ZK3Q8"
+PARTITIONS = 4
+
+
+def stitching(kafka: KafkaServer, tmp_path: Path, guarantee: str = "at_least_once") -> Deployment:
+    return Deployment(kafka, tmp_path, partitions=PARTITIONS, guarantee=guarantee)
+
+
+def worker_of(deployment: Deployment) -> WorkerProcess:
+    return deployment.worker(LEADSCORE_STITCH="true", LEADSCORE_COMMIT_INTERVAL="1")
+
+
+def handled(worker: WorkerProcess, outcome: str) -> int:
+    """How many records the worker handled with `outcome` (its /metrics)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics") as answer:
+        for line in answer.read().decode().splitlines():
+            if line.startswith(f'leadscore_messages_total{{outcome="{outcome}"}}'):
+                return int(float(line.split()[-1]))
+    return 0
+
+
+def wait_for(worker: WorkerProcess, outcome: str, count: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while handled(worker, outcome) < count:
+        assert time.monotonic() < deadline, f"{outcome} < {count}:\n{worker.log_tail()}"
+        time.sleep(0.2)
+
+
+def latest_scores(
+    deployment: Deployment, until: int, read_committed: bool = False
+) -> dict[str, ScoreSnapshot | None]:
+    """The last value of each lead on lead-scores (None: a tombstone)."""
+    latest: dict[str, ScoreSnapshot | None] = {}
+    records = deployment.consume(
+        deployment.scores_topic, until=until, timeout=8, read_committed=read_committed
+    )
+    for key, value in records:
+        assert key is not None
+        latest[key.decode()] = None if value is None else ScoreSnapshot.model_validate_json(value)
+    return latest
+
+
+def test_a_popup_signup_is_one_lead_in_the_stream_as_in_replay(
+    kafka: KafkaServer, tmp_path: Path
+) -> None:
+    assert partition_for(VISITOR.encode(), PARTITIONS) != partition_for(USER.encode(), PARTITIONS)
+    lines = recent(JOURNEY.read_text().splitlines())
+    # The identify links the two; the alias comes once the merge is done (a message of
+    # the user read before the hand-over arrives would give the merge its time).
+    anonymous, linking, after = lines[:4], lines[4:5], lines[5:]
+    # A page the visitor's cookie sends on its own after the login: it reaches the user.
+    later = json.loads(lines[6])
+    del later["userId"]
+    later |= {"messageId": "after-login-page", "timestamp": _iso(time.time() - 1800)}
+    for name in ("originalTimestamp", "sentAt", "receivedAt"):
+        later.pop(name)
+    after.append(json.dumps(later))
+    replay = Replay(load_rules())
+    expected = list(replay.feed(lines[:6] + after))
+    deployment = stitching(kafka, tmp_path)
+    with worker_of(deployment) as worker:
+        worker.wait_ready()
+        deployment.produce(anonymous)
+        wait_for(worker, "applied", 4)  # the cookie's history is scored on its partition
+        deployment.produce(linking)
+        merges = deployment.consume(deployment.merges_topic, until=1, timeout=60)
+        deployment.produce(after)
+        wait_for(worker, "forwarded", 1)  # read on the cookie's partition, sent on
+        wait_for(worker, "applied", 4 + 1 + 3)
+        transitions = deployment.transitions(until=1)
+        scores = latest_scores(deployment, until=100)
+
+    assert [LeadMerge.model_validate_json(value) for _, value in merges] == [
+        o for o in expected if isinstance(o, LeadMerge)
+    ], worker.log_tail()
+    assert transitions == [o for o in expected if isinstance(o, Transition)]
+    assert transitions[0].lead_id == USER and transitions[0].to_stage == "mql"
+    # One lead: the cookie's is gone (a tombstone), the user's holds the whole history.
+    assert list(replay.states) == [USER]
+    assert scores[VISITOR] is None
+    assert scores[USER] == snapshot(replay.states[USER], load_rules())
+
+
+TIMES = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
+
+
+def recent(lines: list[str]) -> list[str]:
+    """The journey's messages with every time moved so that the last was an hour ago
+    (the worker's decay checks run on the wall clock, replay's on the messages)."""
+    messages = [json.loads(line) for line in lines]
+    last = max(datetime.fromisoformat(m["timestamp"]).timestamp() for m in messages)
+    shift = time.time() - 3600 - last
+    for message in messages:
+        for name in TIMES:
+            if name in message:
+                message[name] = _iso(datetime.fromisoformat(message[name]).timestamp() + shift)
+    return [json.dumps(message) for message in messages]
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
+def journeys(count: int, tag: str) -> tuple[list[str], list[str], list[str]]:
+    """`count` visitors who browse anonymously and sign up (phase one), are identified
+    (two), and whose cookies send one more page on their own (three)."""
+    start = time.time() - 3600
+    phases: tuple[list[str], list[str], list[str]] = ([], [], [])
+
+    def message(phase: int, visitor: str, seconds: float, **fields: object) -> None:
+        moment = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(start + seconds))
+        mid = f"{visitor}-{phase}-{len(phases[phase])}"
+        phases[phase].append(json.dumps({"messageId": mid, "timestamp": moment} | fields))
+
+    for n in range(count):
+        visitor, user = f"anon-{tag}-{n}", f"user-{tag}-{n}"
+        for i, path in enumerate(["/pricing", "/demo", "/pricing"]):
+            message(0, visitor, n + i, type="page", anonymousId=visitor, name=path,
+                    properties={"path": path, "url": f"https://www.example.com{path}"})  # fmt: skip
+        message(0, visitor, n + 3, type="track", anonymousId=visitor, event="Signed Up")
+        message(1, visitor, n + 600, type="identify", anonymousId=visitor, userId=user,
+                traits={"email": f"{user}@bigco.example", "title": "VP Sales",
+                        "company": {"employees": 400}})  # fmt: skip
+        message(2, visitor, n + 1200, type="page", anonymousId=visitor, name="/pricing",
+                properties={"path": "/pricing"})  # fmt: skip
+    return phases
+
+
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_a_sigkill_during_merges_loses_nothing_and_counts_nothing_twice(
+    kafka: KafkaServer, tmp_path: Path, guarantee: str
+) -> None:
+    count = 40
+    tag = uuid.uuid4().hex[:6]
+    first, second, third = journeys(count, tag)
+    replay = Replay(load_rules())
+    expected = [o for phase in (first, second, third) for o in replay.feed(phase)]
+    deployment = stitching(kafka, tmp_path, guarantee)
+    read_committed = guarantee == "exactly_once"
+    with worker_of(deployment) as worker:
+        worker.wait_ready()
+        deployment.produce(first)
+        wait_for(worker, "applied", len(first))
+        # Committed: a history read again after the kill could be read after the claims.
+        wait_committed(deployment, len(first))
+        # The identifies come one by one, and the worker is killed as soon as the first
+        # merge is out: others are decided, handed over or merged but not committed, or
+        # not begun.
+        paced = threading.Thread(target=lambda: [deployment.produce([line]) for line in second])
+        paced.start()
+        deployment.consume(deployment.merges_topic, until=1, timeout=60)
+        worker.kill()
+        paced.join()
+    expected_merges = {o.merge_id: o for o in expected if isinstance(o, LeadMerge)}
+    expected_transitions = {o.transition_id: o for o in expected if isinstance(o, Transition)}
+    with worker_of(deployment) as worker:
+        worker.wait_ready()
+        merges = distinct(deployment, deployment.merges_topic, count, read_committed)
+        assert len(merges) == count, worker.log_tail()
+        assert handled(worker, "merged") + handled(worker, "handed_over") > 0  # after the kill
+        deployment.produce(third)
+        wait_for(worker, "forwarded", count)
+        time.sleep(3)  # a commit: the states and their snapshots out
+        transitions = distinct(
+            deployment, deployment.transitions_topic, len(expected_transitions), read_committed
+        )
+        scores = latest_scores(deployment, until=100 * count, read_committed=read_committed)
+
+    assert {m.merge_id: m for m in map(LeadMerge.model_validate_json, merges)} == expected_merges
+    stream = {t.transition_id: t for t in map(Transition.model_validate_json, transitions)}
+    assert stream == expected_transitions
+    rules = load_rules()
+    assert set(replay.states) == {f"user-{tag}-{n}" for n in range(count)}
+    for n in range(count):
+        assert scores[f"anon-{tag}-{n}"] is None  # merged: gone
+        user = f"user-{tag}-{n}"
+        assert scores[user] == snapshot(replay.states[user], rules), user
+
+
+def wait_committed(deployment: Deployment, records: int, timeout: float = 30.0) -> None:
+    """Until the worker's group has committed `records` offsets of the input topic."""
+    admin = KafkaAdminClient(bootstrap_servers=deployment.kafka.bootstrap_servers)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            offsets = admin.list_group_offsets(deployment.app_id)[deployment.app_id]
+            committed = sum(
+                meta.offset for tp, meta in offsets.items() if tp.topic == deployment.input_topic
+            )
+            if committed >= records:
+                return
+            assert time.monotonic() < deadline, f"{committed} of {records} committed"
+            time.sleep(0.2)
+    finally:
+        admin.close()
+
+
+def distinct(deployment: Deployment, topic: str, count: int, read_committed: bool) -> set[bytes]:
+    """At least `count` distinct values of `topic` (at least once: some come twice), or
+    what there is after a minute."""
+    deadline = time.monotonic() + 60
+    values: set[bytes] = set()
+    while len(values) < count and time.monotonic() < deadline:
+        records = deployment.consume(
+            topic, until=len(values) + count, timeout=5, read_committed=read_committed
+        )
+        values = {value for _, value in records}
+    return values
