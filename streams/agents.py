@@ -124,9 +124,14 @@ class Scorer:
             )
             return "repartitioned"
         stitcher = self.stitcher
-        if stitcher is not None and lead_id is None and message.userId is None:
-            holder = stitcher.holder(message.lead_id, owner)
-            if holder is not None:  # this anonymous id is another lead's now
+        state = self.store.get(lead_key, owner)
+        fresh = state is None
+        # An anonymous id absorbed into another lead (or a lead forwarded to, absorbed
+        # since): on to the lead that holds it now.
+        anonymous = lead_id is None and message.userId is None
+        if stitcher is not None and (anonymous or (lead_id is not None and fresh)):
+            holder = stitcher.holder(lead_key.decode(), owner)
+            if holder is not None:
                 await self.app.emit(
                     self.app.repartition,
                     holder.encode(),
@@ -138,8 +143,6 @@ class Scorer:
                     ],
                 )
                 return "forwarded"
-        state = self.store.get(lead_key, owner)
-        fresh = state is None
         if fresh and lead_id is not None:
             state = new_lead(lead_id, identified=True)  # (its holder was deleted since)
         if state is not None and applied_already(state, origin):
@@ -161,7 +164,7 @@ class Scorer:
             await self.app.emit(self.app.funnel_topic, FUNNEL_KEY, funnel_record, partition=0)
         await self.save(lead_key, owner, updated, transitions, record, index)
         if stitcher is not None and (
-            message.type == "alias" or (message.userId and message.anonymousId)
+            message.type in ("identify", "alias") or (message.userId and message.anonymousId)
         ):
             await stitcher.link(updated, message, origin)
         return "applied"

@@ -65,7 +65,8 @@ log = logging.getLogger(__name__)
 CLAIM = b"claim"
 HANDOVER = b"handover"
 JOIN = b"join"
-CONTROLS = (CLAIM, HANDOVER, JOIN)
+MOVE = b"move"
+CONTROLS = (CLAIM, HANDOVER, JOIN, MOVE)
 # On a forwarded message: the lead it is scored under (not the one its ids name).
 LEAD_HEADER = "leadscore-lead"
 HOLDER = ANONYMOUS.encode()  # identities table keys: b"anon:" + anonymous id
@@ -94,37 +95,34 @@ class Stitcher:
     def holder(self, anonymous_id: str, partition: int) -> str | None:
         """The lead that holds an anonymous id, if not the anonymous lead itself; read on
         the anonymous id's partition."""
-        value = self.app.store.table_get(
-            self.app.identities, HOLDER + anonymous_id.encode(), partition
-        )
-        return None if value is None else str(json.loads(value)["lead_id"])
+        held = self._held(ANONYMOUS + anonymous_id, partition)
+        return None if held is None else held[0]
 
     async def link(self, state: LeadState, message: Message, origin: Position) -> None:
         """After `message` (read at `origin`) was applied to its lead (`state`): a claim
-        for each anonymous id it ties to the lead that the lead does not hold yet."""
+        for each identifier it ties to the lead that the lead does not hold yet."""
         absorbed = state.identity.absorbed if state.identity is not None else ()
         for found in links_of(message):
-            if not found.key.startswith(ANONYMOUS):
-                continue  # by email: not stitched in the stream yet
-            anonymous_id = found.key.removeprefix(ANONYMOUS)
-            pair = (state.lead_id, anonymous_id)
-            if anonymous_id == state.lead_id or anonymous_id in absorbed or pair in self._claimed:
+            pair = (state.lead_id, found.key)
+            ident = found.key.partition(":")[2]
+            if ident == state.lead_id or ident in absorbed or pair in self._claimed:
                 continue
             self._claimed[pair] = None
             if len(self._claimed) > CLAIMED_CACHE:
                 self._claimed.popitem(last=False)
             claim = {
-                "claimant": encode_state(state).decode(),
+                "key": found.key,
+                "claimant": _text(state),
                 "via": found.via,
                 "message_id": message.messageId,
                 "at": message.at,
                 "occurred_at": message.timestamp.isoformat(),
                 "after": list(origin),  # the reply waits for the claimant to be this far
             }
-            await self._send(anonymous_id, CLAIM, claim)
+            await self._send(found.key, CLAIM, claim)
 
     async def handle(self, kind: bytes, record: Any) -> str:
-        """A control record of the repartition topic (`kind`: CLAIM, HANDOVER or JOIN)."""
+        """A control record of the repartition topic: a claim, or a reply to one."""
         payload = json.loads(record.value)
         if kind == CLAIM:
             return await self._claim(record, payload)
@@ -132,8 +130,15 @@ class Stitcher:
         lead_key, partition = record.key, record.partition
         store = self.app.store
         state = store.get(lead_key, partition)
-        source, offset = payload["after"]
-        if state is None or not applied_already(state, (source, offset)):
+        holder = self.holder(lead_key.decode(), partition) if state is None else None
+        if holder is not None:  # the lead was absorbed into another since
+            if kind == HANDOVER:  # the hand-over goes on to it, the history with it
+                await self._send(holder, HANDOVER, payload)
+                return "forwarded"
+            self._conflict("claimed")  # its links are that lead's to make
+            return "conflict"
+        after = payload.get("after")
+        if state is None or (after is not None and not applied_already(state, tuple(after))):
             # Here before the message that made the claim: it is read again after a crash
             # (its input partition and this one are read in any order). Once more, after it.
             deferrals = payload.get("deferrals", 0) + 1
@@ -145,26 +150,26 @@ class Stitcher:
                 self.app.repartition, lead_key, again, partition, [(CONTROL_HEADER, kind)]
             )
             return "deferred"
-        if kind == JOIN:
-            if applied_already(state, position):
-                return "reread"
-            joins = joined(state, payload["at"])
-            store.put(lead_key, partition, _at(joins, position))
-            return "joined"
-        absorbed = decode_state(payload["absorbed"])
-        survivor = state
-        if applied_already(survivor, position):
+        if applied_already(state, position):
             return "reread"
-        merged, outputs = merge(survivor, absorbed, self.app.rules, payload["message_id"])
-        if merged is survivor:  # handed over before (a resend): nothing changes
-            store.put(lead_key, partition, _at(survivor, position))
+        if kind == JOIN:
+            store.put(lead_key, partition, _at(joined(state, payload["at"]), position))
+            return "joined"
+        if kind == MOVE:  # this lead goes to the survivor
+            survivor = payload["survivor"]
+            await self._hand_over(state, survivor, payload["identified"], payload, record)
+            return "handed_over"
+        absorbed = decode_state(payload["absorbed"])
+        merged, outputs = merge(state, absorbed, self.app.rules, payload["message_id"])
+        if merged is state:  # handed over before (a resend): nothing changes
+            store.put(lead_key, partition, _at(state, position))
             return "reread"
         if not is_identified(absorbed):
             merged = joined(merged, payload["at"])
         event = LeadMerge(
-            merge_id=merge_id(absorbed.lead_id, survivor.lead_id, payload["message_id"]),
+            merge_id=merge_id(absorbed.lead_id, state.lead_id, payload["message_id"]),
             merged_id=absorbed.lead_id,
-            survivor_id=survivor.lead_id,
+            survivor_id=state.lead_id,
             via=payload["via"],
             message_id=payload["message_id"],
             occurred_at=datetime.fromisoformat(payload["occurred_at"]),
@@ -175,50 +180,94 @@ class Stitcher:
         return "merged"
 
     async def _claim(self, record: Any, claim: dict[str, Any]) -> str:
-        """On the anonymous id's partition: who gets it (see the module's docstring)."""
-        anonymous_id, partition = record.key.decode(), record.partition
+        """On the partition of the claimed identifier (or of the lead holding it): who gets
+        it (see the module's docstring)."""
+        kind, _, ident = record.key.decode().partition(":")
+        partition = record.partition
         claimant = decode_state(claim["claimant"])
         at = claim["at"]
-        key = ANONYMOUS + anonymous_id
-        app, store = self.app, self.app.store
-        holder = self.holder(anonymous_id, partition)
-        if holder == claimant.lead_id:
+        store = self.app.store
+        if kind == "lead":  # forwarded to the lead holding the identifier
+            state = store.get(ident.encode(), partition)
+            if state is not None:
+                return await self._decide(state, claimant, claim, record)
+            held = self._held(ANONYMOUS + ident, partition)
+            if held is None:
+                return "gone"  # deleted since
+            await self._send("lead:" + held[0], CLAIM, claim)  # absorbed since: onwards
+            return "forwarded"
+        key = claim["key"]
+        held = self._held(key, partition)
+        if held is not None and held[0] == claimant.lead_id:
             return "reread"  # decided before: a claim sent again
-        if holder is not None:  # held by another lead: identified (only they claim)
-            owner = LeadState(lead_id=holder, identity=IDENTIFIED)
-            decision = decide(claimant, owner, key, at)
+        if held is None and kind == "anon":
+            state = store.get(ident.encode(), partition)
+            if state is not None:  # the anonymous lead of that id, here
+                return await self._decide(state, claimant, claim, record)
+        if held is None:  # nobody holds it (yet): the claimant does now
+            if kind == "anon":
+                if not joins_allowed(claimant, at):
+                    self._conflict("anonymous_cap")
+                    return "conflict"
+                await self._send(claimant.lead_id, JOIN, {"at": at, "after": claim["after"]})
+            self._hold(key, claimant, partition)
+            return "claimed"
+        holder, identified = held
+        if identified and is_identified(claimant):  # decided without another hop
+            decision = decide(claimant, LeadState(lead_id=holder, identity=IDENTIFIED), key, at)
             self._conflict("claimed" if isinstance(decision, Merge) else decision)
             return "conflict"
-        lead_key = anonymous_id.encode()
-        state = store.get(lead_key, partition)
-        if state is None:  # no lead of that id (yet): the claimant holds it
-            if not joins_allowed(claimant, at):
-                self._conflict("anonymous_cap")
-                return "conflict"
-            self._hold(anonymous_id, claimant, partition)
-            await self._send(claimant.lead_id, JOIN, {"at": at, "after": claim["after"]})
-            return "claimed"
-        decision = decide(claimant, state, key, at)
+        await self._send("lead:" + holder, CLAIM, claim)  # decided where the holder is
+        return "forwarded"
+
+    async def _decide(
+        self, state: LeadState, claimant: LeadState, claim: dict[str, Any], record: Any
+    ) -> str:
+        """A claim decided where the lead holding the identifier (`state`) is."""
+        decision = decide(claimant, state, claim["key"], claim["at"])
         if decision is None:
             return "reread"
-        if not isinstance(decision, Merge) or decision.survivor != claimant.lead_id:
-            # A conflict; or the anonymous lead would survive, which only an anonymous
-            # claimant (a link by email) can cause: not stitched in the stream yet.
-            self._conflict(decision if not isinstance(decision, Merge) else "claimed")
+        if not isinstance(decision, Merge):
+            self._conflict(decision)
             return "conflict"
-        handover = {key: claim[key] for key in ("via", "message_id", "at", "occurred_at", "after")}
-        await self._send(claimant.lead_id, HANDOVER, {**handover, "absorbed": _text(state)})
+        reply = {key: claim[key] for key in ("via", "message_id", "at", "occurred_at", "after")}
+        if decision.survivor == claimant.lead_id:
+            await self._hand_over(state, claimant.lead_id, is_identified(claimant), reply, record)
+            return "handed_over"
+        # This lead survives: the claimant is to come here (from its own partition).
+        move = {**reply, "survivor": state.lead_id, "identified": is_identified(state)}
+        await self._send(claimant.lead_id, MOVE, move)
+        return "moving"
+
+    async def _hand_over(
+        self, state: LeadState, survivor: str, identified: bool, reply: dict[str, Any], record: Any
+    ) -> None:
+        """This (anonymous) lead's whole state to the survivor; it is gone here, and its
+        messages are forwarded from now on."""
+        app, store = self.app, self.app.store
+        lead_key = state.lead_id.encode()
+        partition = partition_for(lead_key, self.partitions)
+        handover = {key: reply[key] for key in ("via", "message_id", "at", "occurred_at")}
+        if reply.get("survivor") is None:  # the claimant survives: after its message
+            handover["after"] = reply["after"]
+        await self._send(survivor, HANDOVER, {**handover, "absorbed": _text(state)})
         await app.emit(app.funnel_topic, FUNNEL_KEY, gone_lead(state.stage, record), partition=0)
         store.delete(lead_key, partition)
         store.table_put(app.recent, lead_key, partition, None)
-        self._hold(anonymous_id, claimant, partition)
-        return "handed_over"
+        value = json.dumps({"lead_id": survivor, "identified": identified}).encode()
+        store.table_put(app.identities, HOLDER + lead_key, partition, value)
 
-    def _hold(self, anonymous_id: str, lead: LeadState, partition: int) -> None:
+    def _held(self, key: str, partition: int) -> tuple[str, bool] | None:
+        """Who holds an identifier (`anon:<id>`, `email:<address>`), read on its partition."""
+        value = self.app.store.table_get(self.app.identities, key.encode(), partition)
+        if value is None:
+            return None
+        held = json.loads(value)
+        return str(held["lead_id"]), bool(held["identified"])
+
+    def _hold(self, key: str, lead: LeadState, partition: int) -> None:
         value = json.dumps({"lead_id": lead.lead_id, "identified": is_identified(lead)})
-        self.app.store.table_put(
-            self.app.identities, HOLDER + anonymous_id.encode(), partition, value.encode()
-        )
+        self.app.store.table_put(self.app.identities, key.encode(), partition, value.encode())
 
     def _conflict(self, kind: Conflict | None) -> None:
         if kind is None:
@@ -226,13 +275,16 @@ class Stitcher:
         self.app.metrics.identity_conflicts[kind] += 1
         log.info("identity conflict (%s): scored without merging", kind)
 
-    async def _send(self, lead_id: str, kind: bytes, payload: dict[str, Any]) -> None:
-        key = lead_id.encode()
+    async def _send(self, key: str, kind: bytes, payload: dict[str, Any]) -> None:
+        """A control record to the partition of `key`: a lead's id for a reply; for a
+        claim, `anon:<id>`, `email:<address>` or `lead:<id>`, on the partition of what
+        follows the prefix."""
+        target = key.partition(":")[2] if kind == CLAIM else key
         await self.app.emit(
             self.app.repartition,
-            key,
+            key.encode(),
             json.dumps(payload).encode(),
-            partition=partition_for(key, self.partitions),
+            partition=partition_for(target.encode(), self.partitions),
             headers=[(CONTROL_HEADER, kind)],
         )
 

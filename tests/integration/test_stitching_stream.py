@@ -23,7 +23,8 @@ from streams.topics import partition_for
 from tests.integration.harness import REPO, Deployment, WorkerProcess
 from tests.kafka_server import KafkaServer
 
-JOURNEY = REPO / "tests" / "fixtures" / "payloads" / "journeys" / "popup_signup.jsonl"
+JOURNEYS = REPO / "tests" / "fixtures" / "payloads" / "journeys"
+JOURNEY = JOURNEYS / "popup_signup.jsonl"
 VISITOR, USER = "29be5d21-2981-4b38-94c2-771116e58928", "usr_01JB7ZK3Q8"
 PARTITIONS = 4
 
@@ -105,6 +106,43 @@ def test_a_popup_signup_is_one_lead_in_the_stream_as_in_replay(
     assert list(replay.states) == [USER]
     assert scores[VISITOR] is None
     assert scores[USER] == snapshot(replay.states[USER], load_rules())
+
+
+def test_an_email_only_popup_and_a_login_elsewhere_are_one_lead_as_in_replay(
+    kafka: KafkaServer, tmp_path: Path
+) -> None:
+    """The popup's identify carries the cookie and an email; days later the person logs
+    in on another device (a second cookie), the identify giving the same email: three
+    leads on three partitions become one, by the anonymous id and by the email (whose
+    holder, the first cookie's lead, is found through the email's partition)."""
+    lines = recent((JOURNEYS / "popup_email_only.jsonl").read_text().splitlines())
+    user, first_cookie, second_cookie = (
+        "usr_01JBQ4M2XW", "5d55b696-65f0-40a7-8d02-39753a0a94c0",
+        "0a275bec-ccb9-4244-9b91-2ac52a7c31ca",
+    )  # fmt: skip
+    replay = Replay(load_rules())
+    expected = list(replay.feed(lines))
+    deployment = stitching(kafka, tmp_path)
+    with worker_of(deployment) as worker:
+        worker.wait_ready()
+        deployment.produce(lines[:6])  # the first cookie's history and popup; the login page
+        wait_for(worker, "applied", 6)
+        deployment.produce(lines[6:7])  # the login's identify: two links
+        merges = deployment.consume(deployment.merges_topic, until=2, timeout=60)
+        deployment.produce(lines[7:])
+        wait_for(worker, "applied", 8)
+        transitions = deployment.transitions(until=1)
+        scores = latest_scores(deployment, until=100)
+
+    assert {LeadMerge.model_validate_json(value) for _, value in merges} == {
+        o for o in expected if isinstance(o, LeadMerge)
+    }, worker.log_tail()
+    # One MQL, the user's (which of the two merges gives it depends on which hand-over
+    # comes first; replay's came in link order).
+    assert [(t.lead_id, t.to_stage) for t in transitions] == [(user, "mql")]
+    assert list(replay.states) == [user]
+    assert scores[first_cookie] is None and scores[second_cookie] is None
+    assert scores[user] == snapshot(replay.states[user], load_rules())
 
 
 TIMES = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
