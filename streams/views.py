@@ -4,7 +4,7 @@
 | --- | --- |
 | GET /health | 200 once ready (topics, partitions and state); never needs a token |
 | GET /metrics | Prometheus text; never needs a token |
-| GET /leads/{lead_id} | stage, scores now, explanation, recent transitions (routed to the owner) |
+| GET /leads/{lead_id} | stage, scores, explanation, recent transitions; a merged id: 307 |
 | GET /leads/top?stage=mql&limit=10 | hottest leads by engagement, across all workers |
 | GET /sales/waiting?limit=20 | SQLs waiting for a rep, most overdue first, across all workers |
 | GET /funnel | leads per stage, transitions per day, MQL-to-SQL conversion, sales follow-up |
@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from functools import wraps
 from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
 from faust.types import TP
 
@@ -134,6 +135,11 @@ def register(app: LeadscoreApp) -> None:
             return routed
         state = app.store.get(lead_id.encode(), partition)
         if state is None:
+            holder = app.store.table_get(app.identities, b"anon:" + lead_id.encode(), partition)
+            if holder is not None:  # an anonymous id merged into another lead: that lead
+                survivor = json.loads(holder)["lead_id"]
+                location = {"Location": f"/leads/{quote(survivor, safe='')}"}
+                return web.json({"merged_into": survivor}, status=307, headers=location)
             return web.json({"error": "lead not found", "lead_id": lead_id}, status=404)
         now = snapshot(state, app.rules, time.time())
         recent = app.store.table_get(app.recent, lead_id.encode(), partition)

@@ -607,7 +607,7 @@
     const { status, ok, body } = answer;
     if (ok && body) {
       currentLead = id;
-      renderLead(body);
+      renderLead(body, id);
     } else if (!quiet) {
       currentLead = null;
       charts.delete($("breakdown"));
@@ -623,7 +623,18 @@
     }
   }
 
-  function renderLead(lead) {
+  function mergedIds(lead, requested) {
+    const absorbed = (lead.absorbed_ids || []).map(String);
+    if (!absorbed.length) return null;
+    const shown = absorbed.slice(-5);
+    return el("p", { class: "muted small merged-ids" },
+      requested !== String(lead.lead_id) ? `${requested} is merged into this lead · ` : "",
+      `one person: also ${absorbed.length === 1 ? "the id" : "the ids"} `,
+      shown.flatMap((mergedId, i) => [i ? ", " : "", el("span", { class: "mono", text: mergedId })]),
+      absorbed.length > shown.length ? ` and ${absorbed.length - shown.length} more` : "");
+  }
+
+  function renderLead(lead, requested) {
     const explanation = lead.explanation || {};
     const criteria = explanation.criteria || null;
     const breakdown = el("div", { id: "breakdown", class: "chart breakdown" });
@@ -653,7 +664,7 @@
 
     const side = el("div", { class: "lead-side" }, criteriaBlock(criteria), recentBlock(lead.recent_transitions || []));
 
-    $("lookup-result").replaceChildren(head, el("div", { class: "lead-cols" }, main, side));
+    $("lookup-result").replaceChildren(head, mergedIds(lead, requested) || "", el("div", { class: "lead-cols" }, main, side));
     if (hasRules) {
       charts.delete(breakdown);
       drawChart(breakdown, (width) => breakdown.replaceChildren(breakdownChart(explanation, width)));

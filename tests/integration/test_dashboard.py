@@ -11,28 +11,15 @@ import re
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from scoring.api import WaitingForSales
+from tests.integration.browser import look_up, watch
 from tests.integration.harness import REPO, Deployment
 from tests.kafka_server import KafkaServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Without the background-networking flags Chromium dials out at start-up, which a
-# closed network answers with refused connections (and console noise).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DOCS = REPO / "docs"
 TOKEN = "dashboard-test-token"
 WAIT_MS = 30_000  # the funnel and lookup tables may trail the transitions topic by a moment
@@ -53,36 +40,6 @@ def mql_events(lead: str) -> list[str]:
         json.dumps({"type": "track", "messageId": f"{lead}-2", "userId": lead,
                     "timestamp": at(1), "event": "Demo Requested"}),
     ]  # fmt: skip
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-def watch(page: Page) -> list[str]:
-    """Console errors and warnings and uncaught page errors, as they happen."""
-    problems: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type in ("error", "warning"):
-            problems.append(f"console {message.type}: {message.text}")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("dialog", lambda dialog: problems.append(f"dialog: {dialog.message}"))
-    return problems
-
-
-def look_up(page: Page, lead: str) -> None:
-    page.fill("#lookup-input", lead)
-    page.click("#lookup-form button[type=submit]")
 
 
 def test_dashboard_shows_funnel_feed_and_score_breakdown_of_a_new_mql(

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
+from playwright.sync_api import Browser, expect
 
 from scoring import load_rules, snapshot
 from scoring.outputs import LeadMerge, ScoreSnapshot, Transition
 from scoring.replay import Replay
 from streams.topics import partition_for
+from tests.integration.browser import look_up, watch
 from tests.integration.harness import REPO, Deployment, WorkerProcess
 from tests.kafka_server import KafkaServer
 
@@ -68,7 +70,7 @@ def latest_scores(
 
 
 def test_a_popup_signup_is_one_lead_in_the_stream_as_in_replay(
-    kafka: KafkaServer, tmp_path: Path
+    kafka: KafkaServer, tmp_path: Path, browser: Browser
 ) -> None:
     assert partition_for(VISITOR.encode(), PARTITIONS) != partition_for(USER.encode(), PARTITIONS)
     lines = recent(JOURNEY.read_text().splitlines())
@@ -96,6 +98,23 @@ def test_a_popup_signup_is_one_lead_in_the_stream_as_in_replay(
         wait_for(worker, "applied", 4 + 1 + 3)
         transitions = deployment.transitions(until=1)
         scores = latest_scores(deployment, until=100)
+        # The API and the dashboard's lookup answer for the cookie id with the user.
+        home = f"http://127.0.0.1:{worker.port}"
+        with urllib.request.urlopen(f"{home}/leads/{VISITOR}") as answer:
+            assert answer.url == f"{home}/leads/{USER}"  # redirected
+            view = json.loads(answer.read())
+        assert (view["lead_id"], view["absorbed_ids"], view["stage"]) == (USER, [VISITOR], "mql")
+        page = browser.new_page()
+        problems = watch(page)
+        page.goto(f"{home}/")
+        look_up(page, VISITOR)
+        result = page.locator("#lookup-result")
+        expect(result.locator("h3")).to_have_text(USER, timeout=30_000)
+        expect(result.locator(".merged-ids")).to_have_text(
+            f"{VISITOR} is merged into this lead · one person: also the id {VISITOR}"
+        )
+        assert problems == []
+        page.close()
 
     assert [LeadMerge.model_validate_json(value) for _, value in merges] == [
         o for o in expected if isinstance(o, LeadMerge)
