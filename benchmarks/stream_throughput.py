@@ -5,7 +5,7 @@ Tansu broker of `leadscore dev`), on the same generated messages:
 
 Throughput. `streams.traffic.generate(N, leads=L, seed=1)` is JSON-encoded and
 produced once to a topic with P partitions, keyed (and partitioned, murmur2)
-by lead id (`userId` or `anonymousId`). Four contenders then each consume that
+by lead id (`userId` or `anonymousId`). Five contenders then each consume that
 same backlog in a consumer group of their own, each as one worker process
 that owns every partition, one after the other:
 
@@ -14,7 +14,8 @@ that owns every partition, one after the other:
  3. Faust tutorial scorer: an agent that json-decodes each message, reads the
     lead's points from a `faust.Table` (RocksDB store), adds some and writes
     them back: one table write per message;
- 4. leadscore: the real `leadscore worker` subprocess.
+ 4. leadscore: the real `leadscore worker` subprocess;
+ 5. the same with identity stitching on (`LEADSCORE_STITCH=true`).
 
 (1-3 are in `benchmarks/faust_contenders.py`.) Every contender is measured the
 same way, from outside, by the consumer group's committed offsets on the input
@@ -58,6 +59,7 @@ worker and the broker.
 
     .venv/bin/python benchmarks/stream_throughput.py [--messages N] [--leads L]
         [--partitions P] [--brokers kafka,embedded] [--skip-latency] [--skip-throughput]
+        [--contenders raw,donothing,tutorial,leadscore,leadscore-stitch]
         [--rate R] [--duration S] [--commit-interval S] [--quiet-wait S]
         [--no-snapshot] [--keep]
 
@@ -538,14 +540,17 @@ def run_throughput(
         ("donothing", "Faust do-nothing agent"),
         ("tutorial", "Faust tutorial scorer (json + RocksDB table write)"),
         ("leadscore", "leadscore worker"),
+        ("leadscore-stitch", "leadscore worker, stitching (LEADSCORE_STITCH=true)"),
     ]
     commit = args.commit_interval if leadscore_commit_setting() else None
     results = []
-    for name, label in plan:
+    for name, label in [(name, label) for name, label in plan if name in args.contenders]:
         result = Result(label)
         log = work / "logs" / f"{broker.name}-{name}.log"
-        if name == "leadscore":
+        if name.startswith("leadscore"):
             env, group, _ = leadscore_env(broker, work, name, topic, partitions, commit)
+            if name == "leadscore-stitch":
+                env["LEADSCORE_STITCH"] = "true"
             command = [sys.executable, "-m", "streams.cli", "worker"]
         else:
             group = f"bench-{name}-{run_id}"
@@ -558,7 +563,7 @@ def run_throughput(
         if args.quiet_wait > 0:
             result.quiet_before = wait_quiet(broker, args, label)
         print(f"[{broker.name}] {label} ...", file=sys.stderr, flush=True)
-        cwd = args.code_dir if name == "leadscore" else REPO
+        cwd = args.code_dir if name.startswith("leadscore") else REPO
         child = Child(f"{broker.name}/{name}", command, env, log, cwd)
         try:
             measure(
@@ -970,7 +975,13 @@ def parse_args() -> argparse.Namespace:
         help="run leadscore from the live tree, not a copy taken at the start",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, data)")
+    parser.add_argument(
+        "--contenders",
+        default="raw,donothing,tutorial,leadscore,leadscore-stitch",
+        help="throughput runs, in this order (raw,donothing,tutorial,leadscore,leadscore-stitch)",
+    )
     args = parser.parse_args()
+    args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
     args.brokers = [b.strip() for b in args.brokers.split(",") if b.strip()]
     if args.messages < 1 or args.leads < 1 or args.partitions < 1:
         parser.error("need --messages, --leads and --partitions >= 1")

@@ -40,19 +40,20 @@ they need a second hop (the email's holder is a lead on a third partition).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import OrderedDict
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
+
 from scoring import LeadState, Position, decode_state, encode_state
 from scoring.engine import Output, merge
 from scoring.identity import ANONYMOUS, Conflict, Merge, decide, joined, joins_allowed, links_of
 from scoring.messages import Message
 from scoring.outputs import LeadMerge, merge_id
-from scoring.state import IDENTIFIED, applied_already, is_identified
+from scoring.state import IDENTIFIED, Identity, applied_already, is_identified
 from streams.app import CONTROL_HEADER, FUNNEL_KEY, ITEMS_PER_RECORD, LeadscoreApp
 from streams.funnel import gone_lead
 from streams.topics import partition_for
@@ -112,7 +113,7 @@ class Stitcher:
                 self._claimed.popitem(last=False)
             claim = {
                 "key": found.key,
-                "claimant": _text(state),
+                "claimant": _who(state),
                 "via": found.via,
                 "message_id": message.messageId,
                 "at": message.at,
@@ -123,7 +124,7 @@ class Stitcher:
 
     async def handle(self, kind: bytes, record: Any) -> str:
         """A control record of the repartition topic: a claim, or a reply to one."""
-        payload = json.loads(record.value)
+        payload = orjson.loads(record.value)
         if kind == CLAIM:
             return await self._claim(record, payload)
         position = (f"{record.topic}:{record.partition}", record.offset * ITEMS_PER_RECORD)
@@ -145,7 +146,7 @@ class Stitcher:
             if deferrals > MAX_DEFERRALS:  # the claimant was deleted since: forgotten too
                 log.warning("a %s for a lead gone since was dropped", kind.decode())
                 return "dropped"
-            again = json.dumps({**payload, "deferrals": deferrals}).encode()
+            again = orjson.dumps({**payload, "deferrals": deferrals})
             await self.app.emit(
                 self.app.repartition, lead_key, again, partition, [(CONTROL_HEADER, kind)]
             )
@@ -184,7 +185,7 @@ class Stitcher:
         it (see the module's docstring)."""
         kind, _, ident = record.key.decode().partition(":")
         partition = record.partition
-        claimant = decode_state(claim["claimant"])
+        claimant = _claimant(claim["claimant"])
         at = claim["at"]
         store = self.app.store
         if kind == "lead":  # forwarded to the lead holding the identifier
@@ -254,7 +255,7 @@ class Stitcher:
         await app.emit(app.funnel_topic, FUNNEL_KEY, gone_lead(state.stage, record), partition=0)
         store.delete(lead_key, partition)
         store.table_put(app.recent, lead_key, partition, None)
-        value = json.dumps({"lead_id": survivor, "identified": identified}).encode()
+        value = orjson.dumps({"lead_id": survivor, "identified": identified})
         store.table_put(app.identities, HOLDER + lead_key, partition, value)
 
     def _held(self, key: str, partition: int) -> tuple[str, bool] | None:
@@ -262,12 +263,12 @@ class Stitcher:
         value = self.app.store.table_get(self.app.identities, key.encode(), partition)
         if value is None:
             return None
-        held = json.loads(value)
+        held = orjson.loads(value)
         return str(held["lead_id"]), bool(held["identified"])
 
     def _hold(self, key: str, lead: LeadState, partition: int) -> None:
-        value = json.dumps({"lead_id": lead.lead_id, "identified": is_identified(lead)})
-        self.app.store.table_put(self.app.identities, key.encode(), partition, value.encode())
+        value = orjson.dumps({"lead_id": lead.lead_id, "identified": is_identified(lead)})
+        self.app.store.table_put(self.app.identities, key.encode(), partition, value)
 
     def _conflict(self, kind: Conflict | None) -> None:
         if kind is None:
@@ -283,7 +284,7 @@ class Stitcher:
         await self.app.emit(
             self.app.repartition,
             key.encode(),
-            json.dumps(payload).encode(),
+            orjson.dumps(payload),
             partition=partition_for(target.encode(), self.partitions),
             headers=[(CONTROL_HEADER, kind)],
         )
@@ -308,6 +309,24 @@ def forwarded_to(headers: Any) -> str | None:
 def _at(state: LeadState, position: tuple[str, int]) -> LeadState:
     """`state` having applied the control record read at `position`."""
     return replace(state, applied={**state.applied, position[0]: position[1]})
+
+
+def _who(state: LeadState) -> dict[str, Any]:
+    """What a claim's decision needs of its claimant (`scoring.identity.decide`): who it
+    is, when it began, what it absorbed, its anonymous joins."""
+    identity = state.identity or Identity()
+    return {
+        "lead_id": state.lead_id,
+        "first_at": state.first_at,
+        "identified": identity.identified,
+        "absorbed": identity.absorbed,
+        "joins": identity.joins,
+    }
+
+
+def _claimant(who: dict[str, Any]) -> LeadState:
+    identity = Identity(who["identified"], tuple(who["absorbed"]), tuple(who["joins"]))
+    return LeadState(lead_id=who["lead_id"], first_at=who["first_at"], identity=identity)
 
 
 def _text(state: LeadState) -> str:
