@@ -198,13 +198,17 @@ class Stitcher:
             await self._send("lead:" + held[0], CLAIM, claim)  # absorbed since: onwards
             return "forwarded"
         key = claim["key"]
+        if kind == "anon":
+            state = store.get(ident.encode(), partition)
+            if state is not None:
+                # The anonymous lead of that id, here. (Also when the claimant holds the
+                # id already: a crash in the middle of a flush can have made the holder
+                # durable and not the lead's tombstone; the hand-over is then sent again,
+                # and the survivor, which has it, ignores it.)
+                return await self._decide(state, claimant, claim, record)
         held = self._held(key, partition)
         if held is not None and held[0] == claimant.lead_id:
             return "reread"  # decided before: a claim sent again
-        if held is None and kind == "anon":
-            state = store.get(ident.encode(), partition)
-            if state is not None:  # the anonymous lead of that id, here
-                return await self._decide(state, claimant, claim, record)
         if held is None:  # nobody holds it (yet): the claimant does now
             if kind == "anon":
                 if not joins_allowed(claimant, at):
