@@ -289,3 +289,56 @@ def distinct(deployment: Deployment, topic: str, count: int, read_committed: boo
         )
         values = {value for _, value in records}
     return values
+
+
+def test_the_first_claim_of_a_cookie_wins_and_two_user_ids_never_merge(
+    kafka: KafkaServer, tmp_path: Path
+) -> None:
+    """A shared computer: two people log in with one cookie. The cookie's history goes to
+    the first; the second login is an identity conflict, scored without merging and
+    counted; an alias between the two user ids is refused too. Replay agrees."""
+    tag = uuid.uuid4().hex[:6]
+    cookie, first, second = f"shared-{tag}", f"ann-{tag}", f"bob-{tag}"
+    start = time.time() - 3600
+
+    def message(n: int, **fields: object) -> str:
+        return json.dumps({"messageId": f"{tag}-{n}", "timestamp": _iso(start + n)} | fields)
+
+    history = [
+        message(0, type="page", anonymousId=cookie, properties={"path": "/pricing"}),
+        message(1, type="page", anonymousId=cookie, properties={"path": "/demo"}),
+    ]
+    logins = [
+        message(2, type="identify", anonymousId=cookie, userId=first, traits={"title": "CTO"}),
+    ]
+    later = [
+        message(3, type="identify", anonymousId=cookie, userId=second, traits={"title": "CFO"}),
+        message(4, type="alias", previousId=first, userId=second),
+    ]
+    replay = Replay(load_rules())
+    expected = [o for lines in (history, logins, later) for o in replay.feed(lines)]
+    assert replay.identities.conflicts == {"claimed": 1, "two_user_ids": 1}
+    deployment = stitching(kafka, tmp_path)
+    with worker_of(deployment) as worker:
+        worker.wait_ready()
+        deployment.produce(history)
+        wait_for(worker, "applied", 2)
+        deployment.produce(logins)
+        merges = deployment.consume(deployment.merges_topic, until=1, timeout=60)
+        deployment.produce(later)
+        wait_for(worker, "conflict", 2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics") as answer:
+            metrics = answer.read().decode()
+        time.sleep(2)  # a commit: the snapshots out
+        scores = latest_scores(deployment, until=100)
+
+    assert [LeadMerge.model_validate_json(value) for _, value in merges] == [
+        o for o in expected if isinstance(o, LeadMerge)
+    ]
+    assert 'leadscore_identity_conflicts_total{kind="claimed"} 1.0' in metrics
+    assert 'leadscore_identity_conflicts_total{kind="two_user_ids"} 1.0' in metrics
+    assert set(replay.states) == {first, second}
+    assert scores[cookie] is None
+    rules = load_rules()
+    for user in (first, second):
+        assert scores[user] == snapshot(replay.states[user], rules), user
