@@ -112,6 +112,17 @@ class Deployment:
         producer.close()
         return count
 
+    def _consumer(self, topic: str, *, read_committed: bool = False) -> KafkaConsumer:
+        """A consumer of `topic` from its start."""
+        return KafkaConsumer(
+            topic,
+            bootstrap_servers=self.kafka.bootstrap_servers,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            isolation_level="read_committed" if read_committed else "read_uncommitted",
+            consumer_timeout_ms=500,
+        )
+
     def consume(
         self,
         topic: str,
@@ -122,14 +133,7 @@ class Deployment:
     ) -> list[tuple[bytes | None, bytes]]:
         """Records of `topic` from the start, until `until` of them or `timeout`
         (a tombstone's value is None)."""
-        consumer = KafkaConsumer(
-            topic,
-            bootstrap_servers=self.kafka.bootstrap_servers,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            isolation_level="read_committed" if read_committed else "read_uncommitted",
-            consumer_timeout_ms=500,
-        )
+        consumer = self._consumer(topic, read_committed=read_committed)
         records: list[tuple[bytes | None, bytes]] = []
         deadline = time.monotonic() + timeout
         try:
@@ -143,6 +147,26 @@ class Deployment:
     def transitions(self, *, until: int, timeout: float = 60.0, **kw: bool) -> list[Transition]:
         records = self.consume(self.transitions_topic, until=until, timeout=timeout, **kw)
         return [Transition.model_validate_json(value) for _, value in records]
+
+    def distinct_transitions(
+        self, *, until: int, timeout: float = 60.0, **kw: bool
+    ) -> list[Transition]:
+        """Every transition record (duplicates too) once `until` distinct transition ids have
+        come, or at `timeout`: after a kill, at least once re-sends some, and a count of
+        records would stop short of the last distinct ones."""
+        consumer = self._consumer(self.transitions_topic, **kw)
+        got: list[Transition] = []
+        ids: set[str] = set()
+        deadline = time.monotonic() + timeout
+        try:
+            while len(ids) < until and time.monotonic() < deadline:
+                for batch in consumer.poll(timeout_ms=500).values():
+                    for record in batch:
+                        got.append(Transition.model_validate_json(record.value))
+                        ids.add(got[-1].transition_id)
+        finally:
+            consumer.close()
+        return got
 
 
 def lead_of(raw: bytes) -> str | None:

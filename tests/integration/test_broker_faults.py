@@ -136,7 +136,7 @@ def restart_and_finish(
     with deployment.worker("w1", **settings) as worker:
         worker.wait_ready(timeout=120)
         feed(deployment, after)
-        got = deployment.transitions(until=len(want), timeout=180)
+        got = deployment.distinct_transitions(until=len(want), timeout=180)
         time.sleep(3)  # anything extra would show by now
         got = deployment.transitions(until=len(got) + 1, timeout=10)
         assert worker.stop(timeout=60) == 0, worker.log_tail()
@@ -159,7 +159,7 @@ def test_a_broker_stopped_mid_stream_for_30_s_is_waited_for(
         assert exit_status(worker, OUTAGE_S) is None, f"the worker stopped:\n{worker.log_tail()}"
         broker.resume()
         feed(deployment, after)
-        got = deployment.transitions(until=len(want), timeout=180)
+        got = deployment.distinct_transitions(until=len(want), timeout=180)
         time.sleep(3)  # anything extra would show by now
         got = deployment.transitions(until=len(got) + 1, timeout=10)
         assert worker.process is not None and worker.process.poll() is None, worker.log_tail()

@@ -199,7 +199,7 @@ def test_a_worker_killed_mid_stream_loses_no_state(deployment: Deployment, guara
         worker = deployment.worker().start()  # same data dir, state from RocksDB + changelog
         worker.wait_ready()
         wait_until(last_crossing + 3)
-        got = deployment.transitions(
+        got = deployment.distinct_transitions(
             until=total, timeout=60, read_committed=guarantee == "exactly_once"
         )
     finally:
@@ -240,7 +240,7 @@ def test_two_workers_share_the_partitions_and_one_takes_over(deployment: Deploym
         else:
             raise AssertionError(f"w2 did not take over in 60 s: {answer}\n{two.log_tail()}")
         wait_until(last_crossing + 3)
-        got = deployment.transitions(until=total, timeout=60)
+        got = deployment.distinct_transitions(until=total, timeout=60)
         logs = f"w1:\n{one.log_tail(40)}\nw2:\n{two.log_tail(120)}"
 
     assert_same(per_lead(deduplicated(got)), want, logs)
