@@ -198,6 +198,8 @@ class Scorer:
             await self.app.emit(self.app.funnel_topic, FUNNEL_KEY, gone, partition=0)
             self.store.delete(lead_key, partition)
             self.store.table_put(self.app.recent, lead_key, partition, None)
+        if self.stitcher is not None:
+            await self.stitcher.release(lead_id, absorbed)
 
     async def check_decay(self, record: Any, until: float) -> None:
         """A decay check (a record of the lead's partition): time passes to `until`."""

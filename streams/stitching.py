@@ -34,8 +34,10 @@ re-reads by their first position. So a SIGKILL at any point loses no history and
 counts none twice, and no lead is left half-merged: A's state is either still on its
 partition or on its way to U in a durable record.
 
-Links by email (an identify's `email` trait) are not stitched in the stream yet:
-they need a second hop (the email's holder is a lead on a third partition).
+A claim by email goes to the email's partition, and on to the partition of the lead
+holding it, where it is decided beside that lead's state; when that lead survives (an
+older anonymous lead, an identified one), the claimant is told to move and hands itself
+over. A deleted lead lets go of the cookies it absorbed (a release to each).
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ CLAIM = b"claim"
 HANDOVER = b"handover"
 JOIN = b"join"
 MOVE = b"move"
-CONTROLS = (CLAIM, HANDOVER, JOIN, MOVE)
+RELEASE = b"release"
+CONTROLS = (CLAIM, HANDOVER, JOIN, MOVE, RELEASE)
 # On a forwarded message: the lead it is scored under (not the one its ids name).
 LEAD_HEADER = "leadscore-lead"
 HOLDER = ANONYMOUS.encode()  # identities table keys: b"anon:" + anonymous id
@@ -122,11 +125,23 @@ class Stitcher:
             }
             await self._send(found.key, CLAIM, claim)
 
+    async def release(self, lead_id: str, absorbed: list[str]) -> None:
+        """A deleted lead lets go of the cookies it absorbed: their later messages score
+        under their own ids again, as in replay."""
+        for anonymous_id in absorbed:
+            await self._send(ANONYMOUS + anonymous_id, RELEASE, {"lead_id": lead_id})
+
     async def handle(self, kind: bytes, record: Any) -> str:
         """A control record of the repartition topic: a claim, or a reply to one."""
         payload = orjson.loads(record.value)
         if kind == CLAIM:
             return await self._claim(record, payload)
+        if kind == RELEASE:  # on the cookie's partition
+            key, partition = record.key, record.partition
+            if self.holder(key.decode().partition(":")[2], partition) != payload["lead_id"]:
+                return "reread"
+            self.app.store.table_put(self.app.identities, key, partition, None)
+            return "released"
         position = (f"{record.topic}:{record.partition}", record.offset * ITEMS_PER_RECORD)
         lead_key, partition = record.key, record.partition
         store = self.app.store
@@ -282,9 +297,9 @@ class Stitcher:
 
     async def _send(self, key: str, kind: bytes, payload: dict[str, Any]) -> None:
         """A control record to the partition of `key`: a lead's id for a reply; for a
-        claim, `anon:<id>`, `email:<address>` or `lead:<id>`, on the partition of what
-        follows the prefix."""
-        target = key.partition(":")[2] if kind == CLAIM else key
+        claim or a release, `anon:<id>`, `email:<address>` or `lead:<id>`, on the
+        partition of what follows the prefix."""
+        target = key.partition(":")[2] if kind in (CLAIM, RELEASE) else key
         await self.app.emit(
             self.app.repartition,
             key.encode(),

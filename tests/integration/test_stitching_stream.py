@@ -86,6 +86,8 @@ def test_a_popup_signup_is_one_lead_in_the_stream_as_in_replay(
     after.append(json.dumps(later))
     replay = Replay(load_rules())
     expected = list(replay.feed(lines[:6] + after))
+    merged_user = replay.states[USER]
+    assert list(replay.states) == [USER]
     deployment = stitching(kafka, tmp_path)
     with worker_of(deployment) as worker:
         worker.wait_ready()
@@ -115,6 +117,23 @@ def test_a_popup_signup_is_one_lead_in_the_stream_as_in_replay(
         )
         assert problems == []
         page.close()
+        # The user asks to be forgotten: the cookie is let go, and its next page is the
+        # cookie's own lead again, as in replay.
+        forget = {"type": "delete", "messageId": "forget-usr", "userId": USER,
+                  "timestamp": _iso(time.time() - 600)}  # fmt: skip
+        again = json.loads(after[-1]) | {"messageId": "page-after-forget",
+                                        "timestamp": _iso(time.time() - 300)}  # fmt: skip
+        deployment.produce([json.dumps(forget)])
+        deployment.consume(deployment.deletions_topic, until=1, timeout=60)
+        wait_for(worker, "released", 1)
+        deployment.produce([json.dumps(again)])
+        wait_for(worker, "applied", 4 + 1 + 3 + 1)
+        time.sleep(2)  # a commit: the snapshots out
+        forgotten = latest_scores(deployment, until=100)
+    list(replay.feed([json.dumps(forget), json.dumps(again)]))
+    assert list(replay.states) == [VISITOR]
+    assert forgotten[USER] is None
+    assert forgotten[VISITOR] == snapshot(replay.states[VISITOR], load_rules())
 
     assert [LeadMerge.model_validate_json(value) for _, value in merges] == [
         o for o in expected if isinstance(o, LeadMerge)
@@ -122,9 +141,8 @@ def test_a_popup_signup_is_one_lead_in_the_stream_as_in_replay(
     assert transitions == [o for o in expected if isinstance(o, Transition)]
     assert transitions[0].lead_id == USER and transitions[0].to_stage == "mql"
     # One lead: the cookie's is gone (a tombstone), the user's holds the whole history.
-    assert list(replay.states) == [USER]
     assert scores[VISITOR] is None
-    assert scores[USER] == snapshot(replay.states[USER], load_rules())
+    assert scores[USER] == snapshot(merged_user, load_rules())
 
 
 def test_an_email_only_popup_and_a_login_elsewhere_are_one_lead_as_in_replay(
