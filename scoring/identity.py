@@ -80,9 +80,13 @@ def links_of(message: Message) -> list[Link]:
 
 def email_of(message: Identify) -> str | None:
     value = message.traits.get("email")
-    if not isinstance(value, str):
-        return None
-    email = value.strip().lower()
+    return normal_email(value) if isinstance(value, str) else None
+
+
+def normal_email(text: str) -> str | None:
+    """An email address as identities compare it (trimmed, lower-cased); None if `text`
+    is not one."""
+    email = text.strip().lower()
     return email if "@" in email else None
 
 

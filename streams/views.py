@@ -5,6 +5,7 @@
 | GET /health | 200 once ready (topics, partitions and state); never needs a token |
 | GET /metrics | Prometheus text; never needs a token |
 | GET /leads/{lead_id} | stage, scores, explanation, recent transitions; a merged id: 307 |
+| GET /identities/email/{address} | 307 to the lead holding an email (`/leads/{email}` too) |
 | GET /leads/top?stage=mql&limit=10 | hottest leads by engagement, across all workers |
 | GET /sales/waiting?limit=20 | SQLs waiting for a rep, most overdue first, across all workers |
 | GET /funnel | leads per stage, transitions per day, MQL-to-SQL conversion, sales follow-up |
@@ -38,6 +39,7 @@ from scoring.api import (
     WaitingForSales,
     WaitingLead,
 )
+from scoring.identity import EMAIL, normal_email
 from streams.app import LeadscoreApp
 from streams.funnel import funnel_of, recent_of
 from streams.topics import partition_for
@@ -140,6 +142,9 @@ def register(app: LeadscoreApp) -> None:
                 survivor = json.loads(holder)["lead_id"]
                 location = {"Location": f"/leads/{quote(survivor, safe='')}"}
                 return web.json({"merged_into": survivor}, status=307, headers=location)
+            if (email := normal_email(lead_id)) is not None:  # the lead holding the email
+                location = {"Location": f"/identities/email/{quote(email, safe='@')}"}
+                return web.json({"email": email}, status=307, headers=location)
             return web.json({"error": "lead not found", "lead_id": lead_id}, status=404)
         now = snapshot(state, app.rules, time.time())
         recent = app.store.table_get(app.recent, lead_id.encode(), partition)
@@ -148,6 +153,23 @@ def register(app: LeadscoreApp) -> None:
             recent_transitions=[Transition.model_validate(t) for t in json.loads(recent or "[]")],
         )
         return web.json(view.model_dump(mode="json"))
+
+    @faust_app.page("/identities/email/{address}")
+    @protected
+    async def lead_of_email(web: Any, request: Any, address: str) -> Any:
+        """The lead an email address belongs to (stitching: the first lead that gave it)."""
+        email = normal_email(address)
+        if email is None:
+            return web.json({"error": "not an email address", "email": address}, status=400)
+        partition = partition_for(email.encode(), app.settings.partitions)
+        if (routed := await _route(app, web, request, app.identities, partition)) is not None:
+            return routed
+        held = app.store.table_get(app.identities, EMAIL.encode() + email.encode(), partition)
+        if held is None:
+            return web.json({"error": "no lead has this email", "email": email}, status=404)
+        lead_id = json.loads(held)["lead_id"]
+        location = {"Location": f"/leads/{quote(lead_id, safe='')}"}
+        return web.json({"lead_id": lead_id}, status=307, headers=location)
 
     @faust_app.page("/funnel")
     @protected

@@ -625,10 +625,14 @@
 
   function mergedIds(lead, requested) {
     const absorbed = (lead.absorbed_ids || []).map(String);
-    if (!absorbed.length) return null;
+    const other = requested !== String(lead.lead_id);
+    if (!absorbed.length && !other) return null;
+    // An email looked up is the lead's email; another id is one merged into it.
+    const via = !other ? "" : requested.includes("@") ? `${requested} is this lead's email` : `${requested} is merged into this lead`;
+    if (!absorbed.length) return el("p", { class: "muted small merged-ids" }, via);
     const shown = absorbed.slice(-5);
     return el("p", { class: "muted small merged-ids" },
-      requested !== String(lead.lead_id) ? `${requested} is merged into this lead · ` : "",
+      via ? via + " · " : "",
       `one person: also ${absorbed.length === 1 ? "the id" : "the ids"} `,
       shown.flatMap((mergedId, i) => [i ? ", " : "", el("span", { class: "mono", text: mergedId })]),
       absorbed.length > shown.length ? ` and ${absorbed.length - shown.length} more` : "");

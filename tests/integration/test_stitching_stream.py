@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from kafka import KafkaAdminClient
@@ -170,6 +172,16 @@ def test_an_email_only_popup_and_a_login_elsewhere_are_one_lead_as_in_replay(
         wait_for(worker, "applied", 8)
         transitions = deployment.transitions(until=1)
         scores = latest_scores(deployment, until=100)
+        # The API finds the lead by its email, written as the person typed it, too.
+        home = f"http://127.0.0.1:{worker.port}"
+        typed = quote(" M.Okafor@BrightLane.example")
+        with urllib.request.urlopen(f"{home}/leads/{typed}") as answer:
+            assert answer.url == f"{home}/leads/{user}"  # via /identities/email/...
+            assert json.loads(answer.read())["lead_id"] == user
+        with pytest.raises(urllib.error.HTTPError) as unknown:
+            urllib.request.urlopen(f"{home}/leads/nobody@brightlane.example")
+        assert unknown.value.code == 404
+        assert json.loads(unknown.value.read())["error"] == "no lead has this email"
 
     assert {LeadMerge.model_validate_json(value) for _, value in merges} == {
         o for o in expected if isinstance(o, LeadMerge)
