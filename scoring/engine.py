@@ -135,10 +135,13 @@ def merge(
     """
     if survivor.identity is not None and absorbed.lead_id in survivor.identity.absorbed:
         return survivor, []  # handed over before: a resend changes nothing
-    if survivor.clock is None:
-        return replace(absorbed, lead_id=survivor.lead_id, identity=_joined(survivor, absorbed)), []
-    if absorbed.clock is None:
-        return replace(survivor, identity=_joined(survivor, absorbed)), []
+    if survivor.clock is None or absorbed.clock is None:
+        identity = _joined(survivor, absorbed)
+        applied = _joined_positions(survivor, absorbed, identity.absorbed)
+        if survivor.clock is None:
+            moved = replace(absorbed, lead_id=survivor.lead_id, identity=identity, applied=applied)
+            return moved, []
+        return replace(survivor, identity=identity, applied=applied), []
     work = _Work.of(survivor, rules)
     work.merging = absorbed.lead_id
     clock = max(survivor.clock, absorbed.clock)
@@ -153,12 +156,9 @@ def merge(
     work.traits, work.trait_times = _newer_traits(survivor, absorbed)
     work.criteria, work.criteria_times = _newer_criteria(survivor, absorbed)
     work.seen = (absorbed.seen + survivor.seen)[-DEDUPE_WINDOW * 8 :]
-    work.applied = {
-        source: max(position, survivor.applied.get(source, position))
-        for source, position in {**survivor.applied, **absorbed.applied}.items()
-    }
-    work.first_at = min(at for at in (survivor.first_at, absorbed.first_at) if at is not None)
     work.identity = _joined(survivor, absorbed)
+    work.applied = _joined_positions(survivor, absorbed, work.identity.absorbed)
+    work.first_at = min(at for at in (survivor.first_at, absorbed.first_at) if at is not None)
     work.sla = _earlier_sla(survivor.sla, absorbed.sla)
     work.evaluate_fit()
     if "sales" in (survivor.disqualified_by, absorbed.disqualified_by):
@@ -175,6 +175,24 @@ def merge(
     if work.stage is not Stage.SQL:
         work.sla = None  # no rep is due on a lead that is not sql
     return work.state(), work.transitions
+
+
+def _joined_positions(
+    survivor: LeadState, absorbed: LeadState, ids: tuple[str, ...]
+) -> dict[str, int]:
+    """The survivor's positions, and the absorbed lead's under its id (`position_of`): its
+    messages read again later are forwarded here and must be told apart from the
+    survivor's own. Only those of the absorbed ids kept (`ids`)."""
+    theirs = {
+        source if "|" in source else f"{absorbed.lead_id}|{source}": position
+        for source, position in absorbed.applied.items()
+    }
+    kept = set(ids)
+    applied = dict(survivor.applied)
+    for source, position in theirs.items():
+        if source.partition("|")[0] in kept:
+            applied[source] = max(position, applied.get(source, position))
+    return applied
 
 
 def _joined(survivor: LeadState, absorbed: LeadState) -> Identity:
@@ -369,10 +387,11 @@ def _explain(
     }
 
 
-def _weight(rule_points: dict[str, Any]) -> float:
-    """Sort key: the rules that move the score most first."""
+def _weight(rule_points: dict[str, Any]) -> tuple[float, str]:
+    """Sort key: the rules that move the score most first; ties by rule id (not by the
+    order the state holds them in, which a merge changes)."""
     points: float = rule_points["points"]
-    return -abs(points)
+    return -abs(points), rule_points["rule_id"]
 
 
 def _criteria_state(criteria: dict[str, dict[str, bool]], rules: Rules) -> dict[str, Any]:

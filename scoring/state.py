@@ -14,7 +14,8 @@
   messages came from (the stream names a Kafka topic partition), the
   position of the last one applied. A message at or before it was applied
   already, however long ago. One entry per source, so bounded by the number
-  of input partitions.
+  of input partitions; and one per source of each lead absorbed (`position_of`:
+  bounded by MAX_MERGES).
 - Identity (see scoring.identity): whether the lead's id is a user id, the ids it
   absorbed (at most MAX_MERGES), and the event times of the anonymous ids that joined
   it within ANONYMOUS_WINDOW (at most MAX_ANONYMOUS_JOINS). For merges by event time,
@@ -151,6 +152,15 @@ def has_seen(seen: bytes, digest: bytes) -> bool:
             return True
         position = seen.find(digest, position + 1)
     return False
+
+
+def position_of(position: Position, named: str, lead_id: str) -> Position:
+    """Where lead `lead_id` remembers a message read at `position` that names lead `named`:
+    under its source, or, for a message of a lead absorbed since (forwarded here), under
+    that lead's id and the source. Two leads' messages from one source went to two
+    partitions before their merge, and after a crash can arrive in another order than
+    they were read: one lead's position must not make the other's message look applied."""
+    return position if named == lead_id else (f"{named}|{position[0]}", position[1])
 
 
 def applied_already(state: LeadState, position: Position) -> bool:

@@ -36,7 +36,7 @@ from scoring import (
 from scoring.engine import Output
 from scoring.messages import Batch, Delete, Message, parse_input
 from scoring.outputs import DeadLetter, FollowUp, LeadDeletion, deletion_id
-from scoring.state import Stage, applied_already, new_lead
+from scoring.state import Stage, applied_already, new_lead, position_of
 from streams.app import (
     CONTROL_HEADER,
     DECAY_CHECK,
@@ -143,8 +143,10 @@ class Scorer:
                     ],
                 )
                 return "forwarded"
-        if fresh and lead_id is not None:
-            state = new_lead(lead_id, identified=True)  # (its holder was deleted since)
+        if lead_id is not None:  # scored under another lead: remembered under its own id
+            origin = position_of(origin, message.lead_id, lead_id)
+            if fresh:
+                state = new_lead(lead_id, identified=True)  # (its holder was deleted since)
         if state is not None and applied_already(state, origin):
             # Applied before a crash or a rebalance, read again since: so its offset was
             # not committed, and the flush that made the state durable may have been cut

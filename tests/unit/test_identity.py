@@ -19,7 +19,7 @@ from scoring.engine import apply_message, merge
 from scoring.messages import parse_message
 from scoring.outputs import LeadDeletion, LeadMerge
 from scoring.replay import BadLine, Replay
-from scoring.state import MAX_ANONYMOUS_JOINS, MAX_MERGES
+from scoring.state import MAX_ANONYMOUS_JOINS, MAX_MERGES, position_of
 from tests.unit.test_semantics import DAY, RULES, epoch, iso, make_rules
 
 NO_LIMITS = make_rules(half_life=True)
@@ -239,6 +239,40 @@ def test_a_repeated_hand_over_changes_nothing() -> None:
     assert twice == once and transitions == []
 
 
+def test_rules_with_the_same_points_are_explained_in_the_same_order_whoever_absorbs() -> None:
+    rules = make_rules(
+        extra_engagement="""    - id: a-webinar
+      event: Webinar
+      points: 5
+"""
+    )  # as many points as email-open
+    cookie, _ = apply_message(None, parse(track(1, "c1", "Email Opened", anonymousId=ANON)), rules)
+    user, _ = apply_message(None, parse(track(1, "u1", "Webinar", userId="ada")), rules)
+    one, _ = merge(user, cookie, rules, "link")
+    other, _ = merge(cookie, user, rules, "link")
+    explained = [c.rule_id for c in snapshot(one, rules).explanation.engagement]
+    assert explained == [c.rule_id for c in snapshot(other, rules).explanation.engagement]
+    assert explained == ["a-webinar", "email-open"]
+
+
+def test_the_absorbed_leads_positions_are_kept_apart_from_the_survivors() -> None:
+    # One source (a stream partition), two leads: the user's message at 110 and the
+    # cookie's at 120 went to two partitions; after a crash the cookie's can be merged
+    # first. The user's message must still be applied, a re-read of the cookie's not.
+    source = "lead-events:1"
+    user, _ = apply_message(None, parse(page(0.1, "u1", userId="ada")), RULES, (source, 100))
+    cookie, _ = apply_message(None, parse(page(0.2, "c1", anonymousId=ANON)), RULES, (source, 120))
+    merged, _ = merge(user, cookie, RULES, "link")
+    assert merged.applied == {source: 100, f"{ANON}|{source}": 120}
+    late = parse(track(0.3, "u2", "Demo Requested", userId="ada"))
+    applied, _ = apply_message(merged, late, RULES, position_of((source, 110), "ada", "ada"))
+    assert applied.engagement != merged.engagement and applied.applied[source] == 110
+    again = parse(page(0.2, "c1-resent-id", anonymousId=ANON))  # read again, forwarded
+    reread, _ = apply_message(merged, again, RULES, position_of((source, 120), ANON, "ada"))
+    assert reread == merged
+    assert position_of((source, 121), ANON, "ada") == (f"{ANON}|{source}", 121)
+
+
 def test_state_stays_bounded_as_a_lead_absorbs_many_anonymous_ids() -> None:
     sizes = []
     bodies = []
@@ -330,6 +364,8 @@ def test_merging_in_either_order_gives_the_same_lead(a: list[Any], b: list[Any])
     assert one.traits == other.traits and one.criteria == other.criteria
     assert one.clock == other.clock and one.fit == other.fit
     assert math.isclose(sum(one.engagement.values()), sum(other.engagement.values()), abs_tol=1e-9)
+    # The explanation too: rules with the same points in the same order (by rule id).
+    assert snapshot(one, NO_LIMITS).explanation == snapshot(other, NO_LIMITS).explanation
 
 
 def test_days_are_days() -> None:
