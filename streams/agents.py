@@ -130,7 +130,10 @@ class Scorer:
         # since): on to the lead that holds it now.
         anonymous = lead_id is None and message.userId is None
         if stitcher is not None and (anonymous or (lead_id is not None and fresh)):
-            holder = stitcher.holder(lead_key.decode(), owner)
+            holder = stitcher.forward_to(lead_key.decode(), owner, origin)
+            if holder == "":  # in the state handed over already
+                self.store.delete(lead_key, owner)  # its tombstones again (see _claim)
+                return "reread"
             if holder is not None:
                 await self.app.emit(
                     self.app.repartition,

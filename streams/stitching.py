@@ -102,6 +102,20 @@ class Stitcher:
         held = self._held(ANONYMOUS + anonymous_id, partition)
         return None if held is None else held[0]
 
+    def forward_to(self, anonymous_id: str, partition: int, origin: Position) -> str | None:
+        """Where a message of an anonymous id read at `origin` goes: the lead holding the
+        id (None: it is its own lead's), or "" when the id's lead was handed over with
+        that message applied already (a re-read after a crash: sent on, it could reach
+        the survivor before the hand-over, and be counted twice)."""
+        value = self.app.store.table_get(
+            self.app.identities, (ANONYMOUS + anonymous_id).encode(), partition
+        )
+        if value is None:
+            return None
+        held = orjson.loads(value)
+        handed = held.get("applied", {}).get(origin[0])
+        return "" if handed is not None and origin[1] <= handed else str(held["lead_id"])
+
     async def link(self, state: LeadState, message: Message, origin: Position) -> None:
         """After `message` (read at `origin`) was applied to its lead (`state`): a claim
         for each identifier it ties to the lead that the lead does not hold yet."""
@@ -222,8 +236,12 @@ class Stitcher:
                 # and the survivor, which has it, ignores it.)
                 return await self._decide(state, claimant, claim, record)
         held = self._held(key, partition)
-        if held is not None and held[0] == claimant.lead_id:
-            return "reread"  # decided before: a claim sent again
+        if held is not None and held[0] == claimant.lead_id:  # decided before: sent again
+            if kind == "anon":
+                # The lead's tombstones again: a crash in the middle of the hand-over's
+                # flush can have made its table's durable and not that on lead-scores.
+                store.delete(ident.encode(), partition)
+            return "reread"
         if held is None:  # nobody holds it (yet): the claimant does now
             if kind == "anon":
                 if not joins_allowed(claimant, at):
@@ -274,7 +292,9 @@ class Stitcher:
         await app.emit(app.funnel_topic, FUNNEL_KEY, gone_lead(state.stage, record), partition=0)
         store.delete(lead_key, partition)
         store.table_put(app.recent, lead_key, partition, None)
-        value = orjson.dumps({"lead_id": survivor, "identified": identified})
+        # With the positions the lead had applied: a re-read of its messages is not sent on.
+        applied = {source: at for source, at in state.applied.items() if "|" not in source}
+        value = orjson.dumps({"lead_id": survivor, "identified": identified, "applied": applied})
         store.table_put(app.identities, HOLDER + lead_key, partition, value)
 
     def _held(self, key: str, partition: int) -> tuple[str, bool] | None:
