@@ -32,6 +32,7 @@ from scoring.state import (
     DEDUPE_WINDOW,
     LIMIT_HISTORY,
     MAX_ANONYMOUS_JOINS,
+    MAX_LINKS,
     MAX_MERGES,
     Disqualifier,
     Identity,
@@ -203,6 +204,7 @@ def _joined(survivor: LeadState, absorbed: LeadState) -> Identity:
         identified=mine.identified or theirs.identified,
         absorbed=ids[-MAX_MERGES:],
         joins=tuple(sorted((*mine.joins, *theirs.joins)))[-MAX_ANONYMOUS_JOINS:],
+        links=tuple(dict.fromkeys((*theirs.links, *mine.links)))[-MAX_LINKS:],
     )
 
 

@@ -42,6 +42,7 @@ from scoring.messages import Alias, Identify, Message
 from scoring.state import (
     ANONYMOUS_WINDOW,
     MAX_ANONYMOUS_JOINS,
+    MAX_LINKS,
     MAX_MERGES,
     Identity,
     LeadState,
@@ -128,6 +129,17 @@ def joined(lead: LeadState, at: float) -> LeadState:
     horizon = max(lead.clock or at, at) - ANONYMOUS_WINDOW
     joins = tuple(sorted(t for t in (*identity.joins, at) if t > horizon))
     return replace(lead, identity=replace(identity, joins=joins[-MAX_ANONYMOUS_JOINS:]))
+
+
+def with_links(lead: LeadState, keys: list[str]) -> LeadState:
+    """The lead with `keys` (identifiers its message tied to it) among its links, latest
+    last (at most MAX_LINKS); the same lead when it has them all."""
+    identity = lead.identity or Identity()
+    new = [key for key in keys if key not in identity.links]
+    if not new:
+        return lead
+    links = tuple(dict.fromkeys((*identity.links, *new)))[-MAX_LINKS:]
+    return replace(lead, identity=replace(identity, links=links))
 
 
 def _is_own_id(owner: LeadState, key: str) -> bool:

@@ -18,7 +18,9 @@
   bounded by MAX_MERGES).
 - Identity (see scoring.identity): whether the lead's id is a user id, the ids it
   absorbed (at most MAX_MERGES), and the event times of the anonymous ids that joined
-  it within ANONYMOUS_WINDOW (at most MAX_ANONYMOUS_JOINS). For merges by event time,
+  it within ANONYMOUS_WINDOW (at most MAX_ANONYMOUS_JOINS), the identifiers its messages
+  tied to it (at most MAX_LINKS; the stream's, to let go of them on a delete). For
+  merges by event time,
   the time of each trait's and each framework's last write.
 """
 
@@ -35,6 +37,7 @@ DEDUPE_WINDOW = 64
 LIMIT_HISTORY = 4
 MAX_MERGES = 100
 MAX_ANONYMOUS_JOINS = 5
+MAX_LINKS = 20
 ANONYMOUS_WINDOW = 30 * 86_400.0
 _DIGEST = 8
 
@@ -110,6 +113,9 @@ class Identity:
     absorbed: tuple[str, ...] = ()
     # Event times of the anonymous ids that joined it, within ANONYMOUS_WINDOW of its clock.
     joins: tuple[float, ...] = ()
+    # The identifiers ("anon:<id>", "email:<address>") its messages tied to it, latest
+    # last (at most MAX_LINKS): the stream lets go of them when the lead is deleted.
+    links: tuple[str, ...] = ()
 
 
 IDENTIFIED = Identity(identified=True)

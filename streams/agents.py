@@ -171,7 +171,9 @@ class Scorer:
         if stitcher is not None and (
             message.type in ("identify", "alias") or (message.userId and message.anonymousId)
         ):
-            await stitcher.link(updated, message, origin)
+            linked = await stitcher.link(updated, message, origin)
+            if linked is not updated:
+                self.store.put(lead_key, owner, linked)
         return "applied"
 
     async def forget(
@@ -203,8 +205,8 @@ class Scorer:
             await self.app.emit(self.app.funnel_topic, FUNNEL_KEY, gone, partition=0)
             self.store.delete(lead_key, partition)
             self.store.table_put(self.app.recent, lead_key, partition, None)
-        if self.stitcher is not None:
-            await self.stitcher.release(lead_id, absorbed)
+        if self.stitcher is not None and state is not None:
+            await self.stitcher.release(state)
 
     async def check_decay(self, record: Any, until: float) -> None:
         """A decay check (a record of the lead's partition): time passes to `until`."""

@@ -37,7 +37,8 @@ partition or on its way to U in a durable record.
 A claim by email goes to the email's partition, and on to the partition of the lead
 holding it, where it is decided beside that lead's state; when that lead survives (an
 older anonymous lead, an identified one), the claimant is told to move and hands itself
-over. A deleted lead lets go of the cookies it absorbed (a release to each).
+over. A deleted lead lets go of the cookies it absorbed and of the identifiers its
+messages tied to it (a release to each).
 """
 
 from __future__ import annotations
@@ -52,7 +53,16 @@ import orjson
 
 from scoring import LeadState, Position, decode_state, encode_state
 from scoring.engine import Output, merge
-from scoring.identity import ANONYMOUS, Conflict, Merge, decide, joined, joins_allowed, links_of
+from scoring.identity import (
+    ANONYMOUS,
+    Conflict,
+    Merge,
+    decide,
+    joined,
+    joins_allowed,
+    links_of,
+    with_links,
+)
 from scoring.messages import Message
 from scoring.outputs import LeadMerge, merge_id
 from scoring.state import IDENTIFIED, Identity, applied_already, is_identified
@@ -116,14 +126,19 @@ class Stitcher:
         handed = held.get("applied", {}).get(origin[0])
         return "" if handed is not None and origin[1] <= handed else str(held["lead_id"])
 
-    async def link(self, state: LeadState, message: Message, origin: Position) -> None:
+    async def link(self, state: LeadState, message: Message, origin: Position) -> LeadState:
         """After `message` (read at `origin`) was applied to its lead (`state`): a claim
-        for each identifier it ties to the lead that the lead does not hold yet."""
+        for each identifier it ties to the lead that the lead does not hold yet. The lead,
+        with those identifiers among its links (let go of when it is deleted)."""
         absorbed = state.identity.absorbed if state.identity is not None else ()
+        tied = []
         for found in links_of(message):
             pair = (state.lead_id, found.key)
             ident = found.key.partition(":")[2]
-            if ident == state.lead_id or ident in absorbed or pair in self._claimed:
+            if ident == state.lead_id or ident in absorbed:
+                continue
+            tied.append(found.key)
+            if pair in self._claimed:
                 continue
             self._claimed[pair] = None
             if len(self._claimed) > CLAIMED_CACHE:
@@ -138,22 +153,31 @@ class Stitcher:
                 "after": list(origin),  # the reply waits for the claimant to be this far
             }
             await self._send(found.key, CLAIM, claim)
+        return with_links(state, tied)
 
-    async def release(self, lead_id: str, absorbed: list[str]) -> None:
-        """A deleted lead lets go of the cookies it absorbed: their later messages score
-        under their own ids again, as in replay."""
-        for anonymous_id in absorbed:
-            await self._send(ANONYMOUS + anonymous_id, RELEASE, {"lead_id": lead_id})
+    async def release(self, state: LeadState) -> None:
+        """A deleted lead lets go of the cookies it absorbed and of the identifiers its
+        messages (and those of the leads it absorbed) tied to it: their later messages
+        score under their own ids again, and an email is anyone's to claim, as in replay.
+        Each is let go of only if the lead (or one it absorbed) holds it."""
+        identity = state.identity
+        if identity is None:
+            return
+        keys = dict.fromkeys((*(ANONYMOUS + i for i in identity.absorbed), *identity.links))
+        owners = {"lead_ids": [state.lead_id, *identity.absorbed]}
+        for key in keys:
+            await self._send(key, RELEASE, owners)
 
     async def handle(self, kind: bytes, record: Any) -> str:
         """A control record of the repartition topic: a claim, or a reply to one."""
         payload = orjson.loads(record.value)
         if kind == CLAIM:
             return await self._claim(record, payload)
-        if kind == RELEASE:  # on the cookie's partition
+        if kind == RELEASE:  # on the identifier's partition
             key, partition = record.key, record.partition
-            if self.holder(key.decode().partition(":")[2], partition) != payload["lead_id"]:
-                return "reread"
+            held = self._held(key.decode(), partition)
+            if held is None or held[0] not in payload["lead_ids"]:
+                return "reread"  # let go of already, or someone else's
             self.app.store.table_put(self.app.identities, key, partition, None)
             return "released"
         position = (f"{record.topic}:{record.partition}", record.offset * ITEMS_PER_RECORD)

@@ -26,21 +26,3 @@ def test_workers_killed_while_a_producer_runs_lose_and_corrupt_nothing(
     assert verdict.exact(guarantee), report
     # The run did what it is for: every kill happened, and the verifier saw the outputs.
     assert sum(line.startswith("kill ") for line in run.log) == run.kills, report
-
-
-@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
-def test_with_stitching_killed_workers_lose_no_history_and_count_none_twice(
-    kafka: KafkaServer, tmp_path: Path, guarantee: str
-) -> None:
-    # The same, with identities stitched in the stream and in replay: no merge's history
-    # lost or counted twice, no absorbed lead left (rules without limits: see `verify`).
-    run = Run(
-        messages=20_000, leads=1_000, workers=2, kills=4, guarantee=guarantee, seconds=40,
-        stitch=True,
-    )  # fmt: skip
-    verdict = chaos(kafka, tmp_path, run)
-    report = "\n".join([*run.log, *verdict.examples, verdict.line])
-    assert verdict.exact(guarantee), report
-    assert sum(line.startswith("kill ") for line in run.log) == run.kills, report
-    made = next(line for line in run.log if line.startswith("merges: "))
-    assert int(made.split()[1]) > 200, report  # the run did merge (replay: 276)

@@ -127,11 +127,17 @@ def test_a_popup_signup_is_one_lead_in_the_stream_as_in_replay(
                                         "timestamp": _iso(time.time() - 300)}  # fmt: skip
         deployment.produce([json.dumps(forget)])
         deployment.consume(deployment.deletions_topic, until=1, timeout=60)
-        wait_for(worker, "released", 1)
+        wait_for(worker, "released", 2)  # the cookie and the email
         deployment.produce([json.dumps(again)])
         wait_for(worker, "applied", 4 + 1 + 3 + 1)
         time.sleep(2)  # a commit: the snapshots out
         forgotten = latest_scores(deployment, until=100)
+        # The email is let go of too: nobody's now, anyone's to claim.
+        with pytest.raises(urllib.error.HTTPError) as gone:
+            urllib.request.urlopen(f"{home}/leads/dana.whitfield@northwind-analytics.example")
+        assert (gone.value.code, json.loads(gone.value.read())["error"]) == (
+            404, "no lead has this email",
+        )  # fmt: skip
     list(replay.feed([json.dumps(forget), json.dumps(again)]))
     assert list(replay.states) == [VISITOR]
     assert forgotten[USER] is None

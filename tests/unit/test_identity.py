@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 
 from scoring import Stage, Transition, encode_state, snapshot
 from scoring.engine import apply_message, merge
+from scoring.identity import with_links
 from scoring.messages import parse_message
 from scoring.outputs import LeadDeletion, LeadMerge
 from scoring.replay import BadLine, Replay
-from scoring.state import MAX_ANONYMOUS_JOINS, MAX_MERGES, position_of
+from scoring.state import MAX_ANONYMOUS_JOINS, MAX_LINKS, MAX_MERGES, position_of
 from tests.unit.test_semantics import DAY, RULES, epoch, iso, make_rules
 
 NO_LIMITS = make_rules(half_life=True)
@@ -271,6 +272,19 @@ def test_the_absorbed_leads_positions_are_kept_apart_from_the_survivors() -> Non
     reread, _ = apply_message(merged, again, RULES, position_of((source, 120), ANON, "ada"))
     assert reread == merged
     assert position_of((source, 121), ANON, "ada") == (f"{ANON}|{source}", 121)
+
+
+def test_a_lead_keeps_its_latest_links_and_a_merge_joins_them() -> None:
+    user, _ = apply_message(None, parse(page(0.1, "u1", userId="ada")), RULES)
+    linked = with_links(user, [f"anon:v{i}" for i in range(MAX_LINKS + 5)])
+    assert linked.identity is not None
+    assert linked.identity.links == tuple(f"anon:v{i}" for i in range(5, MAX_LINKS + 5))
+    assert with_links(linked, ["anon:v7"]) is linked  # had it: the same lead
+    cookie, _ = apply_message(None, parse(page(0.2, "c1", anonymousId=ANON)), RULES)
+    cookie = with_links(cookie, ["email:ada@example.com"])
+    merged, _ = merge(with_links(user, ["anon:" + ANON]), cookie, RULES, "link")
+    assert merged.identity is not None
+    assert merged.identity.links == ("email:ada@example.com", "anon:" + ANON)
 
 
 def test_state_stays_bounded_as_a_lead_absorbs_many_anonymous_ids() -> None:
