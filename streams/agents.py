@@ -212,7 +212,8 @@ class Scorer:
         """A decay check (a record of the lead's partition): time passes to `until`."""
         lead_key, partition = record.key, record.partition
         state = self.store.get(lead_key, partition)
-        if state is None:
+        if state is None:  # deleted (or merged) since: nothing to send again
+            self.app.crossings.set(lead_key, None)
             return
         updated, transitions = advance(state, until, self.rules)
         if transitions:

@@ -85,6 +85,13 @@ class LeadscoreApp:
         self.hot.update(lead_key, state, self.rules)
         self.waiting.update(lead_key, state, self.rules)
 
+    def owned_partitions(self) -> list[int]:
+        """The lead partitions this worker owns (actively) in the current assignment."""
+        first_input = self.settings.input_topics[0]
+        return sorted(
+            tp.partition for tp in self.faust.assignor.assigned_actives() if tp.topic == first_input
+        )
+
     def clear_indexes(self) -> None:
         self.crossings.clear()
         self.hot.clear()

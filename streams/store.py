@@ -96,12 +96,15 @@ class LeadStore:
         stored = _read_store(self.app.leads, partition, lead_key)  # after a restart or rebalance
         return None if stored is None else decode_state(stored)
 
+    def pending(self) -> list[tuple[bytes, tuple[int, LeadState | None]]]:
+        """The lead changes not flushed yet, the latest of each: (lead, (partition, state))."""
+        return list({**self.flushing.leads, **self.changed.leads}.items())
+
     def put(self, lead_key: bytes, partition: int, state: LeadState) -> None:
         if len(self.states) >= STATE_CACHE_SIZE:
             # Rare: forget the decoded states the table already has.
-            pending = {**self.flushing.leads, **self.changed.leads}
             self.states = {
-                key: unflushed for key, (_, unflushed) in pending.items() if unflushed is not None
+                key: unflushed for key, (_, unflushed) in self.pending() if unflushed is not None
             }
         self.states[lead_key] = state
         self.changed.leads[lead_key] = (partition, state)

@@ -6,12 +6,15 @@ decay check through the lead's partition of the repartition topic, so the
 agent, the only writer of lead state, applies it between the lead's
 messages. A partition gets its checks only once the scorer has handled every
 record that was in its input topics then: a message that arrived before the
-crossing passed is applied before the demotion, as replay would. After each
-rebalance the index is rebuilt from the table.
+crossing passed is applied before the demotion, as replay would. A lead whose
+check was sent stays in the index, due again RESEND_AFTER_S later, until the
+applied check re-indexes it: a check lost on its way is sent again. After each
+rebalance the index is rebuilt from the table and the changes not flushed yet.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, cast
@@ -30,6 +33,8 @@ def register(app: LeadscoreApp) -> None:
     faust_app = app.faust
 
     partitions = app.settings.partitions
+    # Partition -> since when its due checks have waited for the scorer to catch up.
+    waiting_since: dict[int, float] = {}
 
     @faust_app.timer(interval=app.settings.decay_check_interval)
     async def send_decay_checks() -> None:
@@ -43,17 +48,23 @@ def register(app: LeadscoreApp) -> None:
                 (lead_key, instant)
             )
         behind = await _partitions_behind(app, set(by_partition))
+        _note_waiting(waiting_since, behind, set(by_partition), now)
         # Outside any transaction, even with exactly_once: a decay check is idempotent,
         # and a transaction of the timer's own would wait for the next commit of its
         # partition, which may never come when the lead has gone quiet.
         producer = app.faust.producer
         await producer.maybe_start()
         topic = app.repartition.get_topic_name()
+        resend_at = now + max(RESEND_AFTER_S, app.settings.decay_check_interval)
         for partition, leads in by_partition.items():
             for lead_key, instant in leads:
                 if partition in behind:
                     app.crossings.set(lead_key, instant)  # again at the next sweep
                     continue
+                # Sent again later unless the check, applied, re-indexes the lead first: a
+                # check lost on its way (a failed send, a rebalance) does not lose the
+                # demotion.
+                app.crossings.set(lead_key, resend_at)
                 await producer.send(
                     topic,
                     lead_key,
@@ -98,6 +109,13 @@ def register(app: LeadscoreApp) -> None:
         app.clear_indexes()
         for lead_key, stored in app.leads.items():
             app.index(lead_key, decode_state(stored))
+        # And the changes not in RocksDB yet: a record being handled when the rebalance
+        # began changed its lead after the revocation's flush, and read again, it will
+        # be skipped as applied.
+        owned = set(app.owned_partitions())
+        for lead_key, (partition, state) in app.store.pending():
+            if partition in owned:
+                app.index(lead_key, state)
         log.info(
             "indexes rebuilt: %d leads with a coming crossing, %d SQLs waiting for a rep",
             len(app.crossings),
@@ -109,12 +127,43 @@ def register(app: LeadscoreApp) -> None:
         app.ready = True
 
 
-async def _partitions_behind(app: LeadscoreApp, partitions: set[int]) -> set[int]:
-    """Those of `partitions` whose input records the scorer has not all handled yet."""
+WAIT_WARNING_S = 30.0
+RESEND_AFTER_S = 30.0
+ENDS_TIMEOUT_S = 10.0
+
+
+def _note_waiting(
+    waiting_since: dict[int, float], behind: dict[int, str], due: set[int], now: float
+) -> None:
+    """Warn once when a partition's due checks have waited WAIT_WARNING_S for the scorer
+    to handle its input (a partition that stays behind holds its demotions back)."""
+    for partition in due - set(behind):
+        waiting_since.pop(partition, None)
+    for partition, detail in behind.items():
+        since = waiting_since.setdefault(partition, now)
+        if since <= now - WAIT_WARNING_S:
+            log.warning(
+                "partition %d: decay and SLA checks have waited %.0f s for the scorer to "
+                "catch up with its input (%s)",
+                partition,
+                now - since,
+                detail,
+            )
+            waiting_since[partition] = now  # again in WAIT_WARNING_S, if still behind
+
+
+async def _partitions_behind(app: LeadscoreApp, partitions: set[int]) -> dict[int, str]:
+    """Those of `partitions` whose input records the scorer has not all handled yet, each
+    with the offsets that show it."""
     tps = [TP(topic, p) for topic in app.settings.input_topics for p in partitions]
     consumer = app.faust.consumer
-    ends = await consumer.highwaters(*tps)
-    behind = set()
+    try:
+        # Through Faust's consumer thread; a sweep waits for no stuck call.
+        ends = await asyncio.wait_for(consumer.highwaters(*tps), ENDS_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("no end offsets in %.0f s: the checks wait for the next sweep", ENDS_TIMEOUT_S)
+        return {p: "end offsets not known" for p in partitions}
+    behind: dict[int, str] = {}
     for tp in tps:
         # The intake's next offset: after a restart, the committed one, so that a worker
         # whose partitions have had no record since (an idle lead's SLA, its decay) is not
@@ -122,6 +171,7 @@ async def _partitions_behind(app: LeadscoreApp, partitions: set[int]) -> set[int
         upcoming = cast(DeliveringConsumer, consumer).next_offset(tp)
         if upcoming is None:  # nothing read or sought yet: what the scorer handled
             upcoming = app.positions.get((tp.topic, tp.partition), -1) + 1
-        if upcoming < (ends.get(tp) or 0):
-            behind.add(tp.partition)
+        end = ends.get(tp) or 0
+        if upcoming < end:
+            behind[tp.partition] = f"{tp.topic}: next offset {upcoming}, end {end}"
     return behind

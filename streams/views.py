@@ -73,7 +73,7 @@ def register(app: LeadscoreApp) -> None:
         body = {
             "status": "ok" if app.ready else "starting",
             "rules_version": app.rules.version,
-            "partitions": _active_partitions(app),
+            "partitions": app.owned_partitions(),
         }
         return web.json(body, status=200 if app.ready else 503)
 
@@ -222,13 +222,6 @@ async def _route(app: LeadscoreApp, web: Any, request: Any, table: Any, partitio
         return web.text(await answer.text(), content_type=answer.content_type, status=answer.status)
 
 
-def _active_partitions(app: LeadscoreApp) -> list[int]:
-    first_input = app.settings.input_topics[0]
-    return sorted(
-        tp.partition for tp in app.faust.assignor.assigned_actives() if tp.topic == first_input
-    )
-
-
 def _limit(request: Any, default: int) -> int:
     try:
         return max(1, min(MAX_LIMIT, int(request.query.get("limit", default))))
@@ -303,7 +296,7 @@ async def _update_lag(app: LeadscoreApp) -> None:
     tps = [
         TP(topic, partition)
         for topic in app.settings.input_topics
-        for partition in _active_partitions(app)
+        for partition in app.owned_partitions()
     ]
     if not tps:
         return

@@ -200,8 +200,12 @@ class WorkerProcess:
         return self
 
     def health(self) -> tuple[int, dict[str, object]] | None:
+        return self.get("/health")
+
+    def get(self, path: str) -> tuple[int, dict[str, object]] | None:
+        """The worker's JSON answer to GET `path` (status, body); None if it gave none."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"{}")

@@ -242,6 +242,11 @@ def test_two_workers_share_the_partitions_and_one_takes_over(deployment: Deploym
         wait_until(last_crossing + 3)
         got = deployment.distinct_transitions(until=total, timeout=60)
         logs = f"w1:\n{one.log_tail(40)}\nw2:\n{two.log_tail(120)}"
+        streamed = per_lead(deduplicated(got))
+        for lead in sorted(set(streamed) | set(want)):
+            if streamed.get(lead) == want.get(lead):
+                continue
+            logs += f"\nw2 GET /leads/{lead}: {two.get(f'/leads/{lead}')}"
 
     assert_same(per_lead(deduplicated(got)), want, logs)
 
