@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError
 
 from scoring.errors import LeadscoreError
 from streams.app import LeadscoreApp
+from streams.pins import mismatches
 from streams.settings import Settings, where
 
 
@@ -34,6 +35,8 @@ def run(app: LeadscoreApp) -> None:
         # the output topics agree with.
         shutil.rmtree(settings.data_dir / "v1" / "tables", ignore_errors=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    for mismatch in mismatches():
+        logging.getLogger(__name__).warning(mismatch)
     logging.getLogger(__name__).info(
         "leadscore worker %s: rules %s, settings %s",
         settings.app_id,
