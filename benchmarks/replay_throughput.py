@@ -8,9 +8,13 @@ peak resident memory. With `--growth` it also replays files with the same
 leads and 2x, 4x the messages, to show memory does not grow with the number
 of messages per lead. With `--stitching` it replays the file with and without
 identity stitching (`--no-stitch`), in turns, to show what stitching costs.
+With `--whatif` it runs `leadscore whatif FILE --rules R --json` (the example
+rules against a copy whose demo request is worth twice as much) and replay, in
+turns: whatif scores every message under both rule sets.
 
     .venv/bin/python benchmarks/replay_throughput.py [--messages N] [--leads N] [--runs N]
     .venv/bin/python benchmarks/replay_throughput.py --stitching
+    .venv/bin/python benchmarks/replay_throughput.py --whatif
 """
 
 from __future__ import annotations
@@ -41,19 +45,20 @@ def events_file(messages: int, leads: int, seed: int) -> Path:
     return path
 
 
-def replay_once(path: Path, *flags: str) -> tuple[float, float, int, int]:
-    """Wall seconds, CPU seconds, peak RSS (KiB) and leads scored of one `leadscore replay`."""
+def replay_once(path: Path, *flags: str, command: str = "replay") -> tuple[float, float, int, int]:
+    """Wall seconds, CPU seconds, peak RSS (KiB) and leads scored of one `leadscore replay`
+    (or `command`: whatif)."""
     with open(os.devnull, "wb") as sink:
         started = os.times().elapsed
         child = subprocess.Popen(
-            [str(LEADSCORE), "replay", str(path), *flags], stdout=sink, stderr=subprocess.PIPE
+            [str(LEADSCORE), command, str(path), *flags], stdout=sink, stderr=subprocess.PIPE
         )
         _, status, usage = os.wait4(child.pid, 0)
         wall = os.times().elapsed - started
     assert child.stderr is not None
     summary = child.stderr.read().decode().strip().splitlines()[-1]
     if status != 0:
-        raise SystemExit(f"replay failed: {summary}")
+        raise SystemExit(f"{command} failed: {summary}")
     leads = int(summary.split(" for ")[1].split()[0])  # "replayed N messages for M leads; ..."
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, leads
 
@@ -68,7 +73,13 @@ def main() -> None:
     parser.add_argument(
         "--stitching", action="store_true", help="with and without identity stitching, in turns"
     )
+    parser.add_argument(
+        "--whatif", action="store_true", help="whatif (two rule sets) and replay, in turns"
+    )
     args = parser.parse_args()
+    if args.whatif:
+        whatif_cost(events_file(args.messages, args.leads, args.seed), args.messages, args.runs)
+        return
     if args.stitching:
         stitching_cost(events_file(args.messages, args.leads, args.seed), args.messages, args.runs)
         return
@@ -110,6 +121,34 @@ def stitching_cost(path: Path, messages: int, runs: int) -> None:
               f"| {max(measured):,.0f} |")  # fmt: skip
     cost = 1 - statistics.median(rates["stitching"]) / statistics.median(rates["--no-stitch"])
     print(f"stitching costs {cost:.1%} of replay's throughput")
+
+
+def whatif_cost(path: Path, messages: int, runs: int) -> None:
+    """msg/s per core of whatif (every message under two rule sets) and of replay, in turns."""
+    example = Path(__file__).parents[1] / "scoring" / "example_rules.yaml"
+    proposed = OUT / "rules-demo-x2.yaml"
+    proposed.write_text(
+        example.read_text()
+        .replace(
+            "event: Demo Requested\n      points: 40", "event: Demo Requested\n      points: 80"
+        )
+        .replace('version: "2026-12-example"', 'version: "demo-x2"')
+    )
+    commands = {
+        "replay": ("replay", ()),
+        "whatif": ("whatif", ("--rules", str(proposed), "--json")),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, (command, flags) in commands.items():
+            _, cpu, _, _ = replay_once(path, *flags, command=command)
+            rates[name].append(messages / cpu)
+    print("| command | msg/s per core (median) | best |")
+    print("| --- | --- | --- |")
+    for name, measured in rates.items():
+        print(f"| {name} | {statistics.median(measured):,.0f} | {max(measured):,.0f} |")
+    share = statistics.median(rates["whatif"]) / statistics.median(rates["replay"])
+    print(f"whatif runs at {share:.0%} of replay's msg/s")
 
 
 if __name__ == "__main__":

@@ -67,6 +67,17 @@ class Replay:
     def feed(self, lines: Iterable[bytes | str], first_line: int = 1) -> Iterator[Output | BadLine]:
         """Apply each line (a message, or a batch body of them); yield what it caused:
         transitions, merges and deletions in order, or a BadLine per bad message."""
+        for item in self.messages(lines, first_line):
+            if isinstance(item, BadLine):
+                yield item
+            else:
+                yield from self.apply(item)
+
+    def messages(
+        self, lines: Iterable[bytes | str], first_line: int = 1
+    ) -> Iterator[Message | BadLine]:
+        """Each line's messages to apply (those up to the as-of time), or a BadLine per bad
+        message; counted in `applied`, `not_yet` and `bad` as they go."""
         at = self.at
         latest = self.latest if self.latest is not None else -math.inf
         try:
@@ -86,7 +97,7 @@ class Replay:
                     if moment > latest:
                         latest = moment
                     self.applied += 1
-                    yield from self.apply(message)
+                    yield message
         finally:
             if latest > -math.inf:
                 self.latest = latest

@@ -7,6 +7,7 @@ reason (`RulesError`), before any event is read.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -394,3 +395,36 @@ def _problem(detail: Any) -> str:
         location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else part)
     message = str(detail["msg"]).removeprefix("Value error, ")
     return f"{location or '(top level)'}: {message}"
+
+
+def rule_changes(old: Rules, new: Rules) -> list[str]:
+    """What changed from `old` to `new`, a line each: rules added, removed or changed
+    (with the fields that differ), and every other setting that differs, by its path."""
+    before, after = old.spec.model_dump(mode="json"), new.spec.model_dump(mode="json")
+    lines = []
+    for section in ("engagement", "fit"):
+        theirs = {rule["id"]: rule for rule in before[section].pop("rules")}
+        ours = {rule["id"]: rule for rule in after[section].pop("rules")}
+        for rule_id in dict.fromkeys([*theirs, *ours]):
+            if rule_id not in ours:
+                lines.append(f"{section} rule {rule_id} removed")
+            elif rule_id not in theirs:
+                lines.append(f"{section} rule {rule_id} added")
+            elif theirs[rule_id] != ours[rule_id]:
+                fields = _differences(theirs[rule_id], ours[rule_id], "")
+                lines.append(f"{section} rule {rule_id} changed: {'; '.join(fields)}")
+    before.pop("version"), after.pop("version")
+    lines.extend(_differences(before, after, ""))
+    return lines
+
+
+def _differences(old: Any, new: Any, path: str) -> list[str]:
+    """'path: old -> new' for every leaf that differs between two JSON values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in dict.fromkeys([*old, *new]):
+            found.extend(_differences(old.get(key), new.get(key), f"{path}.{key}" if path else key))
+        return found
+    if old == new:
+        return []
+    return [f"{path}: {json.dumps(old)} -> {json.dumps(new)}"]
