@@ -75,6 +75,8 @@ def apply_message(
             return lead, []
         return replace(lead, applied={**lead.applied, position[0]: position[1]}), []
     work = _Work.of(lead, rules)
+    if lead.engagement and lead.fit_fingerprint != rules.fingerprint:
+        work.reweight()  # the rules changed since the lead's last message
     at = message.at
     if work.clock is None:
         work.clock = work.first_at = at
@@ -145,15 +147,21 @@ def merge(
         return replace(survivor, identity=identity, applied=applied), []
     work = _Work.of(survivor, rules)
     work.merging = absorbed.lead_id
+    if survivor.fit_fingerprint != rules.fingerprint:
+        work.reweight()
+    engagement, points, firings = absorbed.engagement, absorbed.engagement_points, absorbed.firings
+    if absorbed.fit_fingerprint != rules.fingerprint:
+        engagement, points, firings = _reweighted(absorbed, rules)
     clock = max(survivor.clock, absorbed.clock)
     half_life = rules.half_life
-    mine = _decayed(survivor.engagement, clock - survivor.clock, half_life)
-    theirs = _decayed(absorbed.engagement, clock - absorbed.clock, half_life)
+    mine = _decayed(work.engagement, clock - survivor.clock, half_life)
+    theirs = _decayed(engagement, clock - absorbed.clock, half_life)
+    work.engagement_points = {**points, **work.engagement_points}
     work.clock = clock
     work.engagement = {
         rule: mine.get(rule, 0.0) + theirs.get(rule, 0.0) for rule in {**mine, **theirs}
     }
-    work.combine_firings(absorbed)
+    work.combine_firings(replace(absorbed, firings=firings))
     work.traits, work.trait_times = _newer_traits(survivor, absorbed)
     work.criteria, work.criteria_times = _newer_criteria(survivor, absorbed)
     work.seen = (absorbed.seen + survivor.seen)[-DEDUPE_WINDOW * 8 :]
@@ -329,6 +337,30 @@ def _sales_event(message: Message) -> SalesEvent | None:
     return _SALES_EVENTS.get(message.event) if isinstance(message, Track) else None
 
 
+def _reweighted(
+    lead: LeadState | _Work, rules: Rules
+) -> tuple[dict[str, float], dict[str, float], dict[str, tuple[float, ...]]]:
+    """The lead's engagement totals, the points they are counted at, and its counted
+    firings, under `rules`: a total counted at other points than the rule's now is
+    scaled to them, exactly (the same firings, each decayed the same: the total is
+    linear in the points); the rules no longer there count no more. A total counted
+    at 0 points stays 0: its firings left no trace to scale."""
+    basis = lead.engagement_points
+    totals: dict[str, float] = {}
+    points: dict[str, float] = {}
+    for rule_id, total in lead.engagement.items():
+        rule = rules.engagement_rule(rule_id)
+        if rule is None:
+            continue
+        was = basis.get(rule_id, rule.points)
+        totals[rule_id] = total * (rule.points / was) if was and was != rule.points else total
+        points[rule_id] = rule.points
+    firings = {
+        rule_id: times for rule_id, times in lead.firings.items() if rules.engagement_rule(rule_id)
+    }
+    return totals, points, firings
+
+
 def _crossing(total: float, clock: float, rules: Rules) -> float | None:
     half_life = rules.half_life
     line = rules.stages.mql_exit_line
@@ -435,6 +467,7 @@ class _Work:
     first_at: float | None
     identity: Identity | None
     sla: Sla | None
+    engagement_points: dict[str, float]
     transitions: list[Output] = field(default_factory=list)
     # While merging: the absorbed lead's id (transition ids and reasons name it).
     merging: str | None = None
@@ -463,6 +496,7 @@ class _Work:
             lead.first_at,
             lead.identity,
             lead.sla,
+            lead.engagement_points,
         )
 
     def state(self) -> LeadState:
@@ -486,6 +520,7 @@ class _Work:
             self.first_at,
             self.identity,
             self.sla,
+            self.engagement_points,
         )
 
     # -- time -------------------------------------------------------------
@@ -623,7 +658,13 @@ class _Work:
                 if not counted:
                     continue
             engagement[rule.id] = engagement.get(rule.id, 0.0) + rule.points * factor
+            if rule.id not in self.engagement_points:  # the rule's first firing for the lead
+                self.engagement_points = {**self.engagement_points, rule.id: rule.points}
         self.engagement = engagement
+
+    def reweight(self) -> None:
+        """The engagement totals in the current rules' points (see `_reweighted`)."""
+        self.engagement, self.engagement_points, self.firings = _reweighted(self, self.rules)
 
     def combine_firings(self, other: LeadState) -> None:
         """Both leads' counted firings, the limits held over them together: a firing the

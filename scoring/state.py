@@ -97,6 +97,10 @@ class LeadState:
     identity: Identity | None = None
     # The sales follow-up of the lead's qualification to sql: None when no rep is due.
     sla: Sla | None = None
+    # Per engagement rule in `engagement`: the points per firing its total was counted
+    # at (the rules' points then); a later points-only change of the rule re-weights
+    # the total exactly (`scoring.engine`). Missing: the rules' current points.
+    engagement_points: dict[str, float] = field(default_factory=dict)
 
     @property
     def fit_score(self) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from scoring import (
 )
 from scoring.engine import snapshot_json
 from scoring.replay import Replay
+from scoring.rules import RulesFile
 
 RULES_TEXT = """
 version: "props"
@@ -232,3 +234,71 @@ def test_the_fast_snapshot_json_is_the_models_json(lines: list[str], days: float
         at = None if days is None else state.clock + days * 86_400
         model_json = snapshot(state, RULES, at).model_dump_json().encode()
         assert snapshot_json(state, RULES, at) == model_json
+
+
+def _new_points(factors: list[float]) -> Rules:
+    """RULES with each engagement rule's points multiplied by its factor (points only)."""
+    spec = RULES.spec.model_dump()
+    spec["version"] = "props-2"
+    for rule, factor in zip(spec["engagement"]["rules"], factors, strict=True):
+        rule["points"] *= factor
+    return Rules(RulesFile.model_validate(spec))
+
+
+@given(sequences, st.data())
+def test_a_points_only_change_reweights_each_lead_as_if_the_new_points_had_always_held(
+    lines: list[str], data: st.DataObject
+) -> None:
+    factors = data.draw(
+        st.lists(st.sampled_from([0.5, 1.0, 2.0, 3.0, -1.0]), min_size=4, max_size=4)
+    )
+    proposed = _new_points(factors)
+    split = data.draw(st.integers(0, len(lines)))
+    first = Replay(RULES)
+    for _ in first.feed(lines[:split]):
+        pass
+    carried = {lead: decode_state(encode_state(state)) for lead, state in first.states.items()}
+    second = Replay(proposed, states=carried, latest=first.latest)
+    for _ in second.feed(lines[split:]):
+        pass
+    whole = Replay(proposed)
+    for _ in whole.feed(lines):
+        pass
+
+    touched = {json.loads(line)["userId"] for line in lines[split:]}
+    for lead in touched:
+        got, want = second.states[lead], whole.states[lead]
+        assert got.clock == want.clock
+        assert got.engagement.keys() == want.engagement.keys()
+        for rule_id, total in want.engagement.items():
+            assert math.isclose(got.engagement[rule_id], total, rel_tol=1e-9, abs_tol=1e-9), rule_id
+        assert got.engagement_points == want.engagement_points
+
+
+def test_a_merge_after_a_points_change_adds_both_leads_in_the_new_points() -> None:
+    at = START.isoformat()
+    lines = [
+        json.dumps({"type": "page", "messageId": "p1", "anonymousId": "a1", "timestamp": at,
+                    "properties": {"path": "/pricing"}}),
+        json.dumps({"type": "track", "messageId": "t1", "userId": "u1", "timestamp": at,
+                    "event": "Demo Requested"}),
+        # After the change: the visitor signs in, and the two leads are one.
+        json.dumps({"type": "identify", "messageId": "i1", "userId": "u1", "anonymousId": "a1",
+                    "timestamp": at, "traits": {"email": "u1@acme.example"}}),
+    ]  # fmt: skip
+    proposed = _new_points([1.0, 2.0, 1.0, 3.0])
+    first = Replay(RULES)
+    for _ in first.feed(lines[:2]):
+        pass
+    second = Replay(proposed, states=first.states, identities=first.identities, latest=first.latest)
+    for _ in second.feed(lines[2:]):
+        pass
+    whole = Replay(proposed)
+    for _ in whole.feed(lines):
+        pass
+    assert second.merges == whole.merges == 1
+    assert (
+        second.states["u1"].engagement
+        == whole.states["u1"].engagement
+        == {"demo": 80.0, "pricing": 60.0}
+    )
