@@ -208,6 +208,27 @@ def _open(path: str) -> BinaryIO:
         raise LeadscoreError(f"cannot read {path}: {error.strerror}") from None
 
 
+def _history_arguments(
+    parser: argparse.ArgumentParser, *, rules: str, rules_help: str, at_help: str
+) -> None:
+    """A history to score: the file, its rules (flag `rules`), the as-of time."""
+    parser.add_argument(
+        "events", metavar="EVENTS.jsonl", help="messages, one per line (- for stdin)"
+    )
+    parser.add_argument(
+        rules,
+        type=Path,
+        default=os.environ.get("LEADSCORE_RULES") or None,
+        help=f"{rules_help} (env LEADSCORE_RULES, default: the example rules)",
+    )
+    parser.add_argument(
+        "--at",
+        type=_iso_time,
+        metavar="ISO-TIME",
+        help=f"{at_help} (default: the latest timestamp in the file)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leadscore", description="Real-time lead qualification over Kafka."
@@ -221,21 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
         "object per line: each lead as of --at, or with --transitions each stage change (with "
         "--alerts, each sales alert).",
     )
-    replay.add_argument(
-        "events", metavar="EVENTS.jsonl", help="messages, one per line (- for stdin)"
-    )
-    replay.add_argument(
-        "--rules",
-        type=Path,
-        default=os.environ.get("LEADSCORE_RULES") or None,
-        help="rules file (env LEADSCORE_RULES, default: the example rules)",
-    )
-    replay.add_argument(
-        "--at",
-        type=_iso_time,
-        metavar="ISO-TIME",
-        help="as-of time: later messages are not applied, engagement decays to it "
-        "(default: the latest timestamp in the file)",
+    _history_arguments(
+        replay,
+        rules="--rules",
+        rules_help="rules file",
+        at_help="as-of time: later messages are not applied, engagement decays to it",
     )
     replay.add_argument(
         "--transitions",
@@ -267,21 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
         "distributions. A terminal summary; --json for the data; --html for a self-contained "
         "report with charts.",
     )
-    whatif.add_argument(
-        "events", metavar="EVENTS.jsonl", help="messages, one per line (- for stdin)"
-    )
     whatif.add_argument("--rules", type=Path, required=True, help="the proposed rules file")
-    whatif.add_argument(
-        "--baseline",
-        type=Path,
-        default=os.environ.get("LEADSCORE_RULES") or None,
-        help="the rules to compare with (env LEADSCORE_RULES, default: the example rules)",
-    )
-    whatif.add_argument(
-        "--at",
-        type=_iso_time,
-        metavar="ISO-TIME",
-        help="as-of time for both (default: the latest timestamp in the file)",
+    _history_arguments(
+        whatif,
+        rules="--baseline",
+        rules_help="the rules to compare with",
+        at_help="as-of time for both",
     )
     whatif.add_argument("--json", action="store_true", help="print the report as JSON")
     whatif.add_argument("--html", type=Path, metavar="FILE", help="also write an HTML report")

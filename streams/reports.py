@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scoring.state import Stage
-from scoring.whatif import Side, WhatIf
+from scoring.whatif import RuleFigures, Side, WhatIf
 
 BASELINE_COLOR = "#8a94a6"
 PROPOSED_COLOR = "#2f6fde"
@@ -37,8 +37,8 @@ def print_summary(report: WhatIf, console: Console) -> None:
     funnel = Table(title="Funnel", title_justify="left")
     for column in ("", base.rules_version, new.rules_version, "change"):
         funnel.add_column(column, justify="left" if not column else "right")
-    for name, old, now in _funnel_rows(base, new):
-        funnel.add_row(name, old, now, _delta(old, now))
+    for figures in _funnel_rows(base, new):
+        funnel.add_row(*figures)
     console.print(funnel)
     if report.moves:
         moves = Table(title="Leads that change stage", title_justify="left")
@@ -117,8 +117,8 @@ def render_html(report: WhatIf) -> str:
         ),
     ]  # fmt: skip
     funnel = "".join(
-        f"<tr><th>{escape(name)}</th><td>{old}</td><td>{now}</td><td>{_delta(old, now)}</td></tr>"
-        for name, old, now in _funnel_rows(base, new)
+        f"<tr><th>{escape(name)}</th><td>{old}</td><td>{now}</td><td>{change}</td></tr>"
+        for name, old, now, change in _funnel_rows(base, new)
     )
     moves = "".join(
         f"<tr><td>{escape(move)}</td><td>{count:,}</td></tr>"
@@ -179,27 +179,33 @@ def _summary(report: WhatIf) -> str:
     )
 
 
-def _funnel_rows(base: Side, new: Side) -> list[tuple[str, str, str]]:
-    rows = [(f"leads in {stage}", f"{base.stages[stage]:,}", f"{new.stages[stage]:,}")
-            for stage in base.stages]  # fmt: skip
-    rows += [
-        ("reached mql", f"{base.mql_leads:,}", f"{new.mql_leads:,}"),
-        ("reached sql", f"{base.sql_leads:,}", f"{new.sql_leads:,}"),
-        ("mql-to-sql conversion", _share(base.mql_to_sql), _share(new.mql_to_sql)),
-        ("transitions", f"{base.transitions:,}", f"{new.transitions:,}"),
-        ("median fit", f"{base.median_fit:g}", f"{new.median_fit:g}"),
-        ("median engagement", f"{base.median_engagement:g}", f"{new.median_engagement:g}"),
+def _funnel_rows(base: Side, new: Side) -> list[tuple[str, str, str, str]]:
+    """(figure, under the baseline, under the proposed rules, the change), as text."""
+    counts = [(f"leads in {stage}", base.stages[stage], new.stages[stage]) for stage in base.stages]
+    counts += [
+        ("reached mql", base.mql_leads, new.mql_leads),
+        ("reached sql", base.sql_leads, new.sql_leads),
     ]
+    rows = [(name, f"{old:,}", f"{now:,}", _change(old, now)) for name, old, now in counts]
+    old_share, new_share = base.mql_to_sql, new.mql_to_sql
+    points = (
+        ""
+        if old_share is None or new_share is None
+        else _change(round(100 * old_share, 1), round(100 * new_share, 1), " pt")
+    )
+    rows.append(("mql-to-sql conversion", _share(old_share), _share(new_share), points))
+    rows.append(("transitions", f"{base.transitions:,}", f"{new.transitions:,}",
+                 _change(base.transitions, new.transitions)))  # fmt: skip
+    for name, old_median, new_median in (
+        ("median fit", base.median_fit, new.median_fit),
+        ("median engagement", base.median_engagement, new.median_engagement),
+    ):
+        rows.append((name, f"{old_median:g}", f"{new_median:g}", _change(old_median, new_median)))
     return rows
 
 
-def _delta(old: str, now: str) -> str:
-    try:
-        a, b = float(old.rstrip("%").replace(",", "")), float(now.rstrip("%").replace(",", ""))
-    except ValueError:
-        return ""
-    unit = " pt" if old.endswith("%") else ""
-    return "" if a == b else f"{_signed(round(b - a, 2))}{unit}"
+def _change(old: float, now: float, unit: str = "") -> str:
+    return "" if old == now else f"{_signed(round(now - old, 2))}{unit}"
 
 
 def _signed(value: float) -> str:
@@ -218,14 +224,14 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
 
 
-def _points(figures: object) -> float:
-    return getattr(figures, "points", 0.0)
+def _points(figures: RuleFigures | None) -> float:
+    return 0.0 if figures is None else figures.points
 
 
-def _figures(figures: object) -> str:
+def _figures(figures: RuleFigures | None) -> str:
     if figures is None:
         return "-"
-    return f"{getattr(figures, 'matched', 0):,} matched, {_number(_points(figures))} points"
+    return f"{figures.matched:,} matched, {_number(figures.points)} points"
 
 
 def _moment(report: WhatIf) -> str:

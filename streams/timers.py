@@ -28,6 +28,10 @@ from streams.topics import partition_for
 
 log = logging.getLogger(__name__)
 
+WAIT_WARNING_S = 30.0  # a partition's checks waiting this long for the scorer: a warning
+RESEND_AFTER_S = 30.0  # a sent check not applied by then is sent again
+ENDS_TIMEOUT_S = 10.0  # the longest a sweep waits for the input's end offsets
+
 
 def register(app: LeadscoreApp) -> None:
     faust_app = app.faust
@@ -127,16 +131,12 @@ def register(app: LeadscoreApp) -> None:
         app.ready = True
 
 
-WAIT_WARNING_S = 30.0
-RESEND_AFTER_S = 30.0
-ENDS_TIMEOUT_S = 10.0
-
-
 def _note_waiting(
     waiting_since: dict[int, float], behind: dict[int, str], due: set[int], now: float
 ) -> None:
-    """Warn once when a partition's due checks have waited WAIT_WARNING_S for the scorer
-    to handle its input (a partition that stays behind holds its demotions back)."""
+    """Warn when a partition's due checks have waited WAIT_WARNING_S for the scorer to
+    handle its input, and again every WAIT_WARNING_S while it stays behind (a partition
+    that stays behind holds its demotions back)."""
     for partition in due - set(behind):
         waiting_since.pop(partition, None)
     for partition, detail in behind.items():
