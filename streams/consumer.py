@@ -93,10 +93,21 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
         return self._next.get(tp)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
+        # Faust resumes the partitions before this seek, which runs in the consumer
+        # thread: a fetch may hand records over meanwhile, from before the seek (then
+        # fetched again after it, and passed over) or from after it (then not fetched
+        # again). Either way the next record to hand over is past them: set back to the
+        # committed offset, a partition with no record to come looked behind its input
+        # for good (and held its decay checks back).
+        before = dict(self._next)
         committed = await super().seek_to_committed()
         for tp, offset in committed.items():
             if isinstance(offset, int) and offset >= 0:
-                self._next[TP(tp.topic, tp.partition)] = offset
+                tp = TP(tp.topic, tp.partition)
+                handed = self._next.get(tp)
+                if handed is not None and handed != before.get(tp):  # handed over meanwhile
+                    offset = max(offset, handed)
+                self._next[tp] = offset
         return committed
 
     async def _seek(self, tp: TP, offset: int) -> None:

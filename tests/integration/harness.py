@@ -97,6 +97,12 @@ class Deployment:
     def worker(self, name: str = "w1", **extra_env: str) -> WorkerProcess:
         return WorkerProcess(name, self.env(name) | extra_env, self.root / name)
 
+    def rescore(self, name: str, rules: Path) -> WorkerProcess:
+        """`leadscore rescore --rules RULES` of this deployment's input (its own group and
+        topics, named by the rules version)."""
+        command = ("rescore", "--rules", str(rules))
+        return WorkerProcess(name, self.env(name), self.root / name, command)
+
     def produce(self, lines: Iterable[str | bytes], keys: Mapping[str, str] | None = None) -> int:
         """Send each line, keyed by its lead id (or by `keys[lead id]`); returns how many."""
         producer = KafkaProducer(bootstrap_servers=self.kafka.bootstrap_servers, acks="all")
@@ -149,12 +155,13 @@ class Deployment:
         return [Transition.model_validate_json(value) for _, value in records]
 
     def distinct_transitions(
-        self, *, until: int, timeout: float = 60.0, **kw: bool
+        self, *, until: int, timeout: float = 60.0, topic: str | None = None, **kw: bool
     ) -> list[Transition]:
-        """Every transition record (duplicates too) once `until` distinct transition ids have
-        come, or at `timeout`: after a kill, at least once re-sends some, and a count of
-        records would stop short of the last distinct ones."""
-        consumer = self._consumer(self.transitions_topic, **kw)
+        """Every transition record (duplicates too) of the transitions topic (or `topic`)
+        once `until` distinct transition ids have come, or at `timeout`: after a kill, at
+        least once re-sends some, and a count of records would stop short of the last
+        distinct ones."""
+        consumer = self._consumer(topic or self.transitions_topic, **kw)
         got: list[Transition] = []
         ids: set[str] = set()
         deadline = time.monotonic() + timeout
@@ -183,9 +190,12 @@ def lead_of(raw: bytes) -> str | None:
 class WorkerProcess:
     """`leadscore worker` in a child process, its output in a log file."""
 
-    def __init__(self, name: str, env: Mapping[str, str], root: Path) -> None:
+    def __init__(
+        self, name: str, env: Mapping[str, str], root: Path, command: tuple[str, ...] = ("worker",)
+    ) -> None:
         self.name = name
         self.root = root
+        self.command = command
         self.env = {**os.environ, **env, "LEADSCORE_WEB_PORT": str(free_port())}
         self.port = int(self.env["LEADSCORE_WEB_PORT"])
         self.log_path = root / "worker.log"
@@ -195,7 +205,7 @@ class WorkerProcess:
         self.root.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [*LEADSCORE, "worker"], env=self.env, cwd=REPO, stdout=log, stderr=log
+                [*LEADSCORE, *self.command], env=self.env, cwd=REPO, stdout=log, stderr=log
             )
         return self
 
@@ -247,6 +257,16 @@ class WorkerProcess:
         if not self.log_path.exists():
             return "(no log)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def log_has(self, text: str) -> bool:
+        return self.log_path.exists() and text in self.log_path.read_text(errors="replace")
+
+    def warnings(self) -> str:
+        """The lines of the log that are warnings or errors."""
+        if not self.log_path.exists():
+            return "(no log)"
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(line for line in lines if "[WARNING]" in line or "[ERROR]" in line)
 
     def __enter__(self) -> WorkerProcess:
         return self.start()

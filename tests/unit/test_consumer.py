@@ -101,8 +101,11 @@ class Broker:
     def __init__(self, committed: int) -> None:
         self.committed = committed
         self.seeks: list[int] = []
+        self.answer: asyncio.Event | None = None  # set: the seek to committed answers
 
     async def seek_to_committed(self) -> dict[TP, int]:
+        if self.answer is not None:
+            await self.answer.wait()
         return {TP0: self.committed}
 
     def seek(self, tp: TP, offset: int) -> None:
@@ -208,3 +211,28 @@ def test_records_handled_already_in_this_assignment_are_not_handed_over_again() 
         return intake
 
     assert asyncio.run(main()).handled == [40, 41, 42]
+
+
+def test_records_handed_over_while_the_seek_to_committed_runs_are_not_expected_again() -> None:
+    # Faust resumes the partitions before it seeks them to their committed offsets, in
+    # the consumer thread; a fetch handed the partition's last records over meanwhile,
+    # and the intake, set back to the committed offset, took a partition with nothing
+    # more to come for one behind its input: its decay checks waited for good.
+    async def main() -> Intake:
+        intake = Intake(committed=52)
+        await intake.consumer.app.topics._update_indices()
+        intake.broker.answer = asyncio.Event()
+        seeking = asyncio.create_task(intake.consumer.perform_seek())
+        await asyncio.sleep(0)
+        await intake.fetched(52, 53, 54)
+        intake.broker.answer.set()
+        await seeking
+        # Nothing more to come (fetched after the seek), or...
+        assert intake.consumer.next_offset(TP0) == 55
+        await intake.fetched(52, 53, 54, 55)  # ...fetched again from it: passed over
+        return intake
+
+    intake = asyncio.run(main())
+    assert intake.handled == [52, 53, 54, 55]
+    assert intake.consumer.next_offset(TP0) == 56
+    assert intake.commit_offset() == 56
