@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from scoring import LeadscoreError, Stage, Transition, load_rules, sales_alert
 from scoring.outputs import FollowUp
 from scoring.replay import BadLine, Output, Replay
+from scoring.rules import rule_changes
 from streams.console import OUTPUTS
 
 
@@ -151,6 +152,39 @@ def _worker(args: argparse.Namespace) -> int:
     check_access(settings)
     ensure_topics(settings)
     run(create_app(settings, rules))
+    return 0
+
+
+def _rescore(args: argparse.Namespace) -> int:
+    from streams.rescore import RescoreRefused, rescore_settings
+    from streams.settings import Settings, from_arguments
+
+    settings = from_arguments(args)
+    if args.rules is None:
+        raise RescoreRefused("which rules? `leadscore rescore --rules NEW.yaml`")
+    rules = load_rules(settings.rules)
+    in_use = load_rules(Settings().rules)  # LEADSCORE_RULES, or the example rules
+    rescoring = rescore_settings(settings, rules, in_use)
+    from streams.app import create_app
+    from streams.clients import check_access
+    from streams.rescore import input_at_start, register_progress
+    from streams.topics import ensure_topics
+    from streams.worker import run
+
+    check_access(rescoring)
+    ensure_topics(rescoring)
+    start = input_at_start(rescoring)
+    changes = "".join(f"\n  {change}" for change in rule_changes(in_use, rules)) or " none"
+    print(
+        f"leadscore rescore: rules {rules.version} (in use: {in_use.version}); changes:{changes}"
+        f"\n{'resuming' if start.resumed else 'from the start of the input'} "
+        f"({start.records} records there now), as consumer group {rescoring.app_id}, into "
+        f"{rescoring.transitions_topic}, {rescoring.alerts_topic}, {rescoring.scores_topic}",
+        file=sys.stderr,
+    )
+    app = create_app(rescoring, rules)
+    register_progress(app, start)
+    run(app)
     return 0
 
 
@@ -302,6 +336,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(worker)
     worker.set_defaults(run=_worker)
+
+    rescore = commands.add_parser(
+        "rescore",
+        help="score the retained input again under new rules, beside the running worker",
+        description="Re-score the input topics from their start under --rules (the new rules; "
+        "the rules in use are LEADSCORE_RULES, else the example rules), as a worker of its own: "
+        "its own consumer group and output topics, each named by the new rules' version "
+        "(lead-transitions-<version>, ...). It logs its progress, says when it has caught up, "
+        "and goes on with new input; the README describes the switch-over. Refused when the "
+        "input's history was deleted (a partition beginning past offset 0).",
+    )
+    add_arguments(rescore)
+    rescore.set_defaults(run=_rescore)
 
     dev = commands.add_parser(
         "dev",
