@@ -146,12 +146,16 @@ def _worker(args: argparse.Namespace) -> int:
     rules = load_rules(settings.rules)  # a broken file stops the worker before Kafka is touched
     from streams.app import create_app
     from streams.clients import check_access
+    from streams.rules_history import last_recorded, record
     from streams.topics import ensure_topics
     from streams.worker import run
 
     check_access(settings)
     ensure_topics(settings)
-    run(create_app(settings, rules))
+    previous = last_recorded(settings)
+    if previous is None or previous.fingerprint != rules.fingerprint:
+        record(settings, rules)
+    run(create_app(settings, rules), previous)
     return 0
 
 
@@ -163,16 +167,20 @@ def _rescore(args: argparse.Namespace) -> int:
     if args.rules is None:
         raise RescoreRefused("which rules? `leadscore rescore --rules NEW.yaml`")
     rules = load_rules(settings.rules)
-    in_use = load_rules(Settings().rules)  # LEADSCORE_RULES, or the example rules
-    rescoring = rescore_settings(settings, rules, in_use)
     from streams.app import create_app
     from streams.clients import check_access
     from streams.rescore import input_at_start, register_progress
+    from streams.rules_history import last_recorded, record
     from streams.topics import ensure_topics
     from streams.worker import run
 
-    check_access(rescoring)
+    check_access(settings)
+    # In use: what the running workers last started with, else LEADSCORE_RULES (or the
+    # example rules).
+    in_use = last_recorded(settings) or load_rules(Settings().rules)
+    rescoring = rescore_settings(settings, rules, in_use)
     ensure_topics(rescoring)
+    record(rescoring, rules)
     start = input_at_start(rescoring)
     changes = "".join(f"\n  {change}" for change in rule_changes(in_use, rules)) or " none"
     print(

@@ -40,6 +40,11 @@ def funnel_topic(settings: Settings) -> str:
     return f"{settings.app_id}-funnel"
 
 
+def rules_topic(settings: Settings) -> str:
+    """Where the workers record the rules they start with (`streams.rules_history`)."""
+    return f"{settings.app_id}-rules"
+
+
 # The worker's tables and their partitions (None: LEADSCORE_PARTITIONS, co-partitioned
 # with the input); each has a changelog topic, `<app id>-<table>-changelog`.
 TABLES: dict[str, int | None] = {
@@ -84,6 +89,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.merges_topic, n),
         # Every transition again, on one partition, for the funnel totals.
         TopicSpec(funnel_topic(settings), 1, retained),
+        TopicSpec(rules_topic(settings), 1, compacted),
         *([TopicSpec(settings.webhook_dlq_topic, n)] if settings.webhook_url else []),
     ]
 

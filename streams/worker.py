@@ -13,18 +13,23 @@ import threading
 import faust
 from aiokafka.errors import KafkaError
 
+from scoring import Rules
 from scoring.errors import LeadscoreError
+from scoring.rules import rule_changes
 from streams.app import LeadscoreApp
 from streams.pins import mismatches
 from streams.settings import Settings, where
+
+log = logging.getLogger(__name__)
 
 
 class WorkerStopped(LeadscoreError):
     """The worker stopped on an error of Kafka's (its traceback is in the log above)."""
 
 
-def run(app: LeadscoreApp) -> None:
-    """Run the worker until SIGINT or SIGTERM; then stop cleanly.
+def run(app: LeadscoreApp, previous: Rules | None = None) -> None:
+    """Run the worker until SIGINT or SIGTERM; then stop cleanly. `previous`: the rules the
+    deployment last started with, if known (`streams.rules_history`).
 
     Raises WorkerStopped when an error of Kafka's crashed it, after the same clean stop.
     """
@@ -36,13 +41,24 @@ def run(app: LeadscoreApp) -> None:
         shutil.rmtree(settings.data_dir / "v1" / "tables", ignore_errors=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     for mismatch in mismatches():
-        logging.getLogger(__name__).warning(mismatch)
-    logging.getLogger(__name__).info(
-        "leadscore worker %s: rules %s, settings %s",
-        settings.app_id,
-        app.rules.version,
-        settings.redacted(),
-    )
+        log.warning(mismatch)
+
+    @app.faust.task
+    async def started() -> None:  # once Faust's logging is set up
+        log.info(
+            "leadscore worker %s: rules %s, settings %s",
+            settings.app_id,
+            app.rules.version,
+            settings.redacted(),
+        )
+        if previous is not None and previous.fingerprint != app.rules.fingerprint:
+            log.info(
+                "the rules changed since the last start (%s, now %s):%s",
+                previous.version,
+                app.rules.version,
+                "".join(f"\n  {line}" for line in rule_changes(previous, app.rules)),
+            )
+
     # Not redirecting stdout: `leadscore dev` prints transitions there.
     worker = _Worker(app.faust, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.shutdown_timeout = settings.shutdown_timeout
@@ -79,7 +95,7 @@ class _Worker(faust.Worker):
 
 
 def _stuck(timeout: float) -> None:
-    logging.getLogger(__name__).error(
+    log.error(
         "the worker did not stop in %g s (%s): its threads' stacks follow; exiting with "
         "code %d, as a kill would",
         timeout,

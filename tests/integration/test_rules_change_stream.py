@@ -93,3 +93,9 @@ def test_a_restart_with_new_points_reweights_a_lead_exactly(
     assert math.isclose(got["demo-requested"] / old["demo-requested"], 2.0, rel_tol=1e-3)
     assert math.isclose(got["pricing-page"] / old["pricing-page"], 1 / 3, rel_tol=1e-3)
     assert after["rules_version"] == "2026-12-demo-x2"
+    # The worker said what changed since the rules it last started with.
+    log = worker.log_path.read_text()
+    assert "the rules changed since the last start (2026-12-example, now 2026-12-demo-x2):" in log
+    assert "engagement rule demo-requested changed: points: 40.0 -> 80.0" in log
+    assert "engagement rule pricing-page changed: points: 15.0 -> 5.0" in log
+    assert log.count("the rules changed since the last start") == 1  # not on the first start
