@@ -5,7 +5,15 @@ message (or an instant) and the rules, and returns the new state and the
 stage changes.
 """
 
-from scoring.engine import advance, apply_message, decay, next_crossing, snapshot, snapshot_json
+from scoring.engine import (
+    advance,
+    apply_message,
+    bring_to_rules,
+    decay,
+    next_crossing,
+    snapshot,
+    snapshot_json,
+)
 from scoring.errors import LeadscoreError, RulesError
 from scoring.messages import Message, Rejection, parse_message
 from scoring.outputs import SalesAlert, ScoreSnapshot, Transition, sales_alert
@@ -26,6 +34,7 @@ __all__ = [
     "Transition",
     "advance",
     "apply_message",
+    "bring_to_rules",
     "decay",
     "decode_state",
     "encode_state",

@@ -12,7 +12,7 @@ import math
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -265,6 +265,31 @@ def advance(state: LeadState, until: float, rules: Rules) -> tuple[LeadState, li
     return work.state(), work.transitions
 
 
+def bring_to_rules(state: LeadState, until: float, rules: Rules) -> tuple[LeadState, list[Output]]:
+    """A lead scored under earlier rules, brought to `rules` at `until` with no message:
+    what its next message would do before the message's own effect. Engagement is
+    re-weighted (exact for a points change, see `_reweighted`), time passes to `until`
+    (an SLA running out, a decay crossing, on the way), fit is evaluated again, and the
+    stage with it: a change is a transition of trigger `rules`, its id the same
+    whenever the same rules bring it. A lead under `rules` already comes back as is."""
+    if state.clock is None or state.fit_fingerprint == rules.fingerprint:
+        return state, []
+    work = _Work.of(state, rules)
+    if state.engagement:
+        work.reweight()
+    if until > state.clock:
+        if work.sla is not None:
+            work.follow_up_until(until)
+        work.demote_on_decay_until(until)
+        work.decay_to(until)
+    work.rules_change = True
+    previous_disqualifiers = work.disqualifiers
+    work.evaluate_fit()
+    work.disqualification(previous_disqualifiers, None, None)
+    work.thresholds(None)
+    return work.state(), work.transitions
+
+
 def next_crossing(state: LeadState, rules: Rules) -> float | None:
     """The next instant at which time alone changes this lead, in epoch seconds: decay
     taking an mql lead below the exit line, or an SQL's SLA breach or escalation; else
@@ -318,9 +343,16 @@ def snapshot_data(state: LeadState, rules: Rules, at: float | None = None) -> di
         "fit_score": _round(state.fit_score),
         "engagement_score": _round(sum(engagement.values())),
         "explanation": _explain(state, engagement, rules),
-        "rules_version": rules.version,
+        "rules_version": scored_under(state, rules),
         "absorbed_ids": list(state.identity.absorbed) if state.identity is not None else [],
     }
+
+
+def scored_under(state: LeadState, rules: Rules) -> str:
+    """The rules version a lead's scores come from: `rules`', or one before them."""
+    if state.fit_fingerprint in ("", rules.fingerprint):
+        return rules.version
+    return f"before {rules.version}"
 
 
 _SALES_EVENTS = {event.value: event for event in SalesEvent}
@@ -471,6 +503,8 @@ class _Work:
     transitions: list[Output] = field(default_factory=list)
     # While merging: the absorbed lead's id (transition ids and reasons name it).
     merging: str | None = None
+    # While bringing the lead to new rules with no message (`bring_to_rules`).
+    rules_change: bool = False
 
     @classmethod
     def of(cls, lead: LeadState, rules: Rules) -> _Work:
@@ -724,9 +758,13 @@ class _Work:
     # -- stages -------------------------------------------------------------
 
     def move(self, to_stage: Stage, reason: str, message_id: str | None, crossing: str = "") -> str:
-        """A stage change caused by a message, or (message_id None) by decay at `crossing`;
-        the transition's id."""
+        """A stage change caused by a message, or (message_id None) by decay at `crossing`,
+        or by new rules; the transition's id."""
         trigger = f"message:{message_id}" if message_id is not None else f"decay:{crossing}"
+        cause: Literal["message", "decay", "rules"] = "decay" if message_id is None else "message"
+        if self.rules_change:
+            trigger, cause = f"rules:{self.rules.fingerprint}", "rules"
+            reason = f"rules {self.rules.version}: {reason}"
         if self.merging is not None:
             trigger = f"merge:{self.merging}:{trigger}"
             reason = f"merged {self.merging}: {reason}"
@@ -742,7 +780,7 @@ class _Work:
                 from_stage=self.stage,
                 to_stage=to_stage,
                 occurred_at=_datetime(self.clock),
-                trigger="decay" if message_id is None else "message",
+                trigger=cause,
                 message_id=message_id,
                 reason=reason,
                 fit_score=_round(sum(self.fit.values())),
@@ -761,7 +799,7 @@ class _Work:
         self,
         previous_disqualifiers: tuple[str, ...],
         sales_event: SalesEvent | None,
-        message_id: str,
+        message_id: str | None,
         why: object = None,
     ) -> None:
         rejected = sales_event is SalesEvent.LEAD_REJECTED
@@ -781,7 +819,7 @@ class _Work:
             self.move(Stage.DISQUALIFIED, reason, message_id)
             self.disqualified_by = "rules"
 
-    def thresholds(self, message_id: str) -> None:
+    def thresholds(self, message_id: str | None) -> None:
         if self.stage is Stage.SQL or self.stage is Stage.DISQUALIFIED:
             return  # only sales (or disqualifying traits) move these
         thresholds = self.rules.stages

@@ -62,8 +62,11 @@ class Transition(_Output):
     from_stage: Stage
     to_stage: Stage
     occurred_at: datetime = Field(description="event time of the change")
-    trigger: Literal["message", "decay"]
-    message_id: str | None = Field(description="the triggering message; null for decay")
+    trigger: Literal["message", "decay", "rules"] = Field(
+        description="a message; decay (a crossing with no message); or new rules, brought to "
+        "a lead that had no message since they came (the worker's rules sweep)"
+    )
+    message_id: str | None = Field(description="the triggering message; null for decay and rules")
     reason: str
     fit_score: float
     engagement_score: float
@@ -81,7 +84,11 @@ class ScoreSnapshot(_Output):
     fit_score: float
     engagement_score: float
     explanation: Explanation
-    rules_version: str
+    rules_version: str = Field(
+        description="the rules the scores come from: the version in use, or 'before <version>' "
+        "for a lead not brought to the rules in use yet (its next message, or the rules sweep, "
+        "brings it)"
+    )
     absorbed_ids: list[str] = Field(
         default_factory=list, description="the ids of the leads merged into this one"
     )

@@ -30,6 +30,7 @@ from scoring import (
     Transition,
     advance,
     apply_message,
+    bring_to_rules,
     next_crossing,
     sales_alert,
 )
@@ -43,6 +44,7 @@ from streams.app import (
     FUNNEL_KEY,
     ITEMS_PER_RECORD,
     ORIGIN_HEADER,
+    RULES_CHECK,
     LeadscoreApp,
 )
 from streams.consumer import use_intake
@@ -80,9 +82,13 @@ class Scorer:
 
     async def _handle(self, record: Any) -> str:
         headers = record.headers
-        if headers and _is_decay_check(headers):
+        check = _check_of(headers) if headers else None
+        if check == DECAY_CHECK:
             await self.check_decay(record, float(record.value))
             return "decay_check"
+        if check == RULES_CHECK:
+            await self.check_rules(record, float(record.value))
+            return "rules_check"
         if headers and self.stitcher is not None and (control := control_of(headers)):
             return await self.stitcher.handle(control, record)
         parsed = parse_input(record.value)
@@ -221,6 +227,17 @@ class Scorer:
         else:
             self.app.crossings.set(lead_key, next_crossing(state, self.rules))
 
+    async def check_rules(self, record: Any, until: float) -> None:
+        """A rules check (`streams.sweep`): the lead, if still scored under earlier rules,
+        brought to the rules in use at `until`."""
+        lead_key, partition = record.key, record.partition
+        state = self.store.get(lead_key, partition)
+        if state is None:  # deleted (or merged) since
+            return
+        updated, outputs = bring_to_rules(state, until, self.rules)
+        if updated is not state:  # else brought over already (by a message, or a resend)
+            await self.save(lead_key, partition, updated, outputs, record)
+
     async def save(
         self,
         lead_key: bytes,
@@ -294,9 +311,13 @@ def _origin(headers: Any) -> Position | None:
     return None
 
 
-def _is_decay_check(headers: Any) -> bool:
-    """Whether a record's headers (Kafka's: (name, value) pairs) mark a decay check."""
-    return any(name == CONTROL_HEADER and value == DECAY_CHECK for name, value in headers)
+def _check_of(headers: Any) -> bytes | None:
+    """DECAY_CHECK or RULES_CHECK, if a record's headers (Kafka's: (name, value) pairs) mark
+    it as one."""
+    for name, value in headers:
+        if name == CONTROL_HEADER and value in (DECAY_CHECK, RULES_CHECK):
+            return bytes(value)
+    return None
 
 
 def _newest_first(transitions: list[Transition], stored: bytes | None) -> bytes:

@@ -17,6 +17,7 @@ from streams.consumer import Handle, use_before_commit, use_delivering_consumer
 from streams.crossings import CrossingIndex
 from streams.hot import HotLeads
 from streams.metrics import LeanMonitor, Metrics
+from streams.outdated import OutdatedLeads
 from streams.producer import use_topic_tracking_producer
 from streams.settings import Settings
 from streams.store import LeadStore
@@ -30,6 +31,7 @@ FUNNEL_KEY = b"funnel"
 RECENT_KEY = b"recent"
 CONTROL_HEADER = "leadscore-control"
 DECAY_CHECK = b"decay-check"
+RULES_CHECK = b"rules-check"
 # On a repartitioned record: where it was first read, "topic:partition:position".
 ORIGIN_HEADER = "leadscore-origin"
 # A message's position in its source partition: the record's offset times ITEMS_PER_RECORD
@@ -67,6 +69,7 @@ class LeadscoreApp:
     hot: HotLeads = field(default_factory=HotLeads)
     crossings: CrossingIndex = field(default_factory=CrossingIndex)
     waiting: WaitingSqls = field(default_factory=WaitingSqls)
+    outdated: OutdatedLeads = field(default_factory=OutdatedLeads)
     # (topic, partition) -> offset of the last record the scorer handled.
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
     # With exactly_once: the worker's transaction (what the scorer sends goes in it).
@@ -96,6 +99,7 @@ class LeadscoreApp:
         self.crossings.clear()
         self.hot.clear()
         self.waiting.clear()
+        self.outdated.clear()
 
     def between_commits(self) -> AbstractAsyncContextManager[Any]:
         """Held while a record is handled: with exactly_once, no commit runs meanwhile, so
@@ -216,11 +220,12 @@ def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
 
     use_before_commit(app, before_commit, commits=exactly_once)
     # Imported here: each module registers its part on the app it is given.
-    from streams import agents, funnel, timers, views
+    from streams import agents, funnel, sweep, timers, views
 
     agents.register(leadscore)
     funnel.register(leadscore)
     timers.register(leadscore)
+    sweep.register(leadscore)
     views.register(leadscore)
     if settings.webhook_url:
         from streams.webhooks import register as register_webhooks

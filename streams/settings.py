@@ -185,6 +185,12 @@ class Settings(BaseSettings):
     heartbeat_interval: Seconds = Field(
         3.0, description="seconds between heartbeats to the group coordinator"
     )
+    rules_sweep_rate: int = Field(
+        200,
+        ge=0,
+        description="leads a second that the rules sweep brings to new rules when they have "
+        "no new message (0: only their next message does)",
+    )
     decay_check_interval: float = Field(
         10.0,
         gt=0,

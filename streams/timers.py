@@ -51,7 +51,7 @@ def register(app: LeadscoreApp) -> None:
             by_partition.setdefault(partition_for(lead_key, partitions), []).append(
                 (lead_key, instant)
             )
-        behind = await _partitions_behind(app, set(by_partition))
+        behind = await partitions_behind(app, set(by_partition))
         _note_waiting(waiting_since, behind, set(by_partition), now)
         # Outside any transaction, even with exactly_once: a decay check is idempotent,
         # and a transaction of the timer's own would wait for the next commit of its
@@ -111,19 +111,26 @@ def register(app: LeadscoreApp) -> None:
         """The decay, hottest-leads and waiting-SQL indexes, for the partitions this worker
         now owns."""
         app.clear_indexes()
+        fingerprint = app.rules.fingerprint
         for lead_key, stored in app.leads.items():
-            app.index(lead_key, decode_state(stored))
+            state = decode_state(stored)
+            app.index(lead_key, state)
+            app.outdated.consider(lead_key, partition_for(lead_key, partitions), state, fingerprint)
         # And the changes not in RocksDB yet: a record being handled when the rebalance
         # began changed its lead after the revocation's flush, and read again, it will
         # be skipped as applied.
         owned = set(app.owned_partitions())
-        for lead_key, (partition, state) in app.store.pending():
+        for lead_key, (partition, pending) in app.store.pending():
             if partition in owned:
-                app.index(lead_key, state)
+                app.index(lead_key, pending)
+                app.outdated.consider(lead_key, partition, pending, fingerprint)
         log.info(
-            "indexes rebuilt: %d leads with a coming crossing, %d SQLs waiting for a rep",
+            "indexes rebuilt: %d leads with a coming crossing, %d SQLs waiting for a rep, "
+            "%d leads to bring to rules %s",
             len(app.crossings),
             len(app.waiting),
+            len(app.outdated),
+            app.rules.version,
         )
 
     @faust_app.on_rebalance_complete.connect
@@ -152,7 +159,7 @@ def _note_waiting(
             waiting_since[partition] = now  # again in WAIT_WARNING_S, if still behind
 
 
-async def _partitions_behind(app: LeadscoreApp, partitions: set[int]) -> dict[int, str]:
+async def partitions_behind(app: LeadscoreApp, partitions: set[int]) -> dict[int, str]:
     """Those of `partitions` whose input records the scorer has not all handled yet, each
     with the offsets that show it."""
     tps = [TP(topic, p) for topic in app.settings.input_topics for p in partitions]

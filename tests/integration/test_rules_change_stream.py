@@ -10,6 +10,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from scoring import parse_rules
 from scoring.engine import snapshot
 from scoring.replay import Replay
@@ -58,12 +60,17 @@ def engagement_of(worker: WorkerProcess, rule: str, timeout: float = 30.0) -> di
     raise AssertionError(f"ada has no {rule} points after {timeout} s: {answer}")
 
 
-def test_a_restart_with_new_points_reweights_a_lead_exactly(
-    kafka: KafkaServer, tmp_path: Path
-) -> None:
+@pytest.fixture
+def deployment(kafka: KafkaServer, tmp_path: Path) -> Deployment:
+    """A deployment under the example rules, in a file the test then changes."""
     rules = tmp_path / "rules.yaml"
     rules.write_text(EXAMPLE)
-    deployment = Deployment(kafka, tmp_path, rules=rules)
+    return Deployment(kafka, tmp_path, rules=rules)
+
+
+def test_a_restart_with_new_points_reweights_a_lead_exactly(deployment: Deployment) -> None:
+    rules = deployment.rules
+    assert rules is not None
     lines = history(time.time())
 
     with deployment.worker() as worker:
@@ -99,3 +106,57 @@ def test_a_restart_with_new_points_reweights_a_lead_exactly(
     assert "engagement rule demo-requested changed: points: 40.0 -> 80.0" in log
     assert "engagement rule pricing-page changed: points: 15.0 -> 5.0" in log
     assert log.count("the rules changed since the last start") == 1  # not on the first start
+
+
+def quiet_history(now: float) -> list[str]:
+    """bob: a demo request 20 days ago made him an mql, and decay took him out again (under
+    the example rules); under doubled demo points he is an mql still."""
+    day = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now - 20 * 86_400))
+    return [
+        json.dumps({"type": "identify", "messageId": "b0", "userId": "bob", "timestamp": day,
+                    "traits": {"title": "VP Sales", "email": "bob@bigco.example"}}),
+        json.dumps({"type": "track", "messageId": "b1", "userId": "bob", "timestamp": day,
+                    "event": "Demo Requested"}),
+    ]  # fmt: skip
+
+
+def test_the_rules_sweep_brings_a_lead_with_no_new_message_to_the_new_rules(
+    deployment: Deployment,
+) -> None:
+    rules = deployment.rules
+    assert rules is not None
+
+    with deployment.worker() as worker:
+        worker.wait_ready()
+        deployment.produce(quiet_history(time.time()))
+        first = deployment.transitions(until=2, timeout=30)
+        worker.stop()
+    assert [(t.from_stage, t.to_stage, t.trigger) for t in first] == [
+        ("lead", "mql", "message"),
+        ("mql", "lead", "decay"),
+    ]
+
+    rules.write_text(PROPOSED)
+    with deployment.worker() as worker:
+        worker.wait_ready()
+        (*_, brought) = deployment.transitions(until=3, timeout=30)
+        deadline = time.monotonic() + 10
+        while (answer := worker.get("/leads/bob")) and time.monotonic() < deadline:
+            if answer[1]["stage"] == "mql":
+                break
+            time.sleep(0.2)
+        worker.stop()
+    assert (brought.from_stage, brought.to_stage, brought.trigger) == ("lead", "mql", "rules")
+    assert brought.message_id is None
+    assert brought.reason.startswith("rules 2026-12-demo-x2: fit 30 >= 30 and engagement")
+    # Re-weighted exactly: what a replay under the doubled points from the start holds.
+    replay = Replay(parse_rules(PROPOSED), stitch=False)
+    for _ in replay.feed(quiet_history(time.time())):
+        pass
+    as_of = brought.occurred_at.timestamp()
+    want = snapshot(replay.states["bob"], parse_rules(PROPOSED), as_of).engagement_score
+    assert math.isclose(brought.engagement_score, want, abs_tol=0.002)
+    assert answer is not None and answer[1]["rules_version"] == "2026-12-demo-x2", answer
+    assert "rules sweep: 1 leads sent to be brought to rules 2026-12-demo-x2" in (
+        worker.log_path.read_text()
+    )

@@ -14,16 +14,19 @@ from hypothesis import strategies as st
 
 from scoring import (
     LeadState,
+    Rejection,
     Rules,
+    Stage,
     Transition,
     apply_message,
+    bring_to_rules,
     decode_state,
     encode_state,
     parse_message,
     parse_rules,
     snapshot,
 )
-from scoring.engine import snapshot_json
+from scoring.engine import decay, snapshot_json
 from scoring.replay import Replay
 from scoring.rules import RulesFile
 
@@ -245,14 +248,17 @@ def _new_points(factors: list[float]) -> Rules:
     return Rules(RulesFile.model_validate(spec))
 
 
+def _drawn_points(data: st.DataObject) -> Rules:
+    """RULES with new points for the engagement rules (halved, doubled, negated, ...)."""
+    factors = st.lists(st.sampled_from([0.5, 1.0, 2.0, 3.0, -1.0]), min_size=4, max_size=4)
+    return _new_points(data.draw(factors))
+
+
 @given(sequences, st.data())
 def test_a_points_only_change_reweights_each_lead_as_if_the_new_points_had_always_held(
     lines: list[str], data: st.DataObject
 ) -> None:
-    factors = data.draw(
-        st.lists(st.sampled_from([0.5, 1.0, 2.0, 3.0, -1.0]), min_size=4, max_size=4)
-    )
-    proposed = _new_points(factors)
+    proposed = _drawn_points(data)
     split = data.draw(st.integers(0, len(lines)))
     first = Replay(RULES)
     for _ in first.feed(lines[:split]):
@@ -302,3 +308,80 @@ def test_a_merge_after_a_points_change_adds_both_leads_in_the_new_points() -> No
         == whole.states["u1"].engagement
         == {"demo": 80.0, "pricing": 60.0}
     )
+
+
+@given(sequences, st.data())
+def test_the_rules_sweep_reweights_a_lead_as_if_the_new_points_had_always_held(
+    lines: list[str], data: st.DataObject
+) -> None:
+    # A lead with no message since the change, brought over by the sweep at `until`.
+    proposed = _drawn_points(data)
+    _, before = replay(lines)
+    whole = Replay(proposed)
+    for _ in whole.feed(lines):
+        pass
+    until = max(s.clock for s in before.values() if s.clock is not None) + data.draw(
+        st.floats(0, 5 * 86_400)
+    )
+    for lead, state in before.items():
+        got, _ = bring_to_rules(state, until, proposed)
+        want = whole.states[lead]
+        assert got.clock == max(until, state.clock or until)
+        assert got.engagement.keys() == want.engagement.keys()
+        for rule_id, total in want.engagement.items():
+            expected = decay(total, got.clock - want.clock, proposed)  # type: ignore[operator]
+            assert math.isclose(got.engagement[rule_id], expected, rel_tol=1e-9, abs_tol=1e-9)
+        assert got.fit == want.fit and got.fit_fingerprint == proposed.fingerprint
+        assert bring_to_rules(got, until + 60, proposed) == (got, [])  # brought over once
+
+
+def _at(minutes: float) -> str:
+    return (START + timedelta(minutes=minutes)).isoformat()
+
+
+def _lead(*messages: dict[str, object]) -> LeadState:
+    state = None
+    for index, fields in enumerate(messages):
+        message = parse_message(json.dumps({"messageId": f"s{index}", "userId": "lee", **fields}))
+        assert not isinstance(message, Rejection)
+        state, _ = apply_message(state, message, RULES)
+    assert state is not None
+    return state
+
+
+def test_new_points_that_lift_a_quiet_lead_over_the_line_make_it_an_mql_at_the_sweep() -> None:
+    lee = _lead(
+        {"type": "identify", "timestamp": _at(0),
+         "traits": {"title": "VP Sales", "company": {"employees": 80}}},
+        {"type": "page", "timestamp": _at(1), "properties": {"path": "/pricing"}},
+    )  # fmt: skip
+    assert lee.stage is Stage.LEAD  # fit 40, engagement 20 < 40
+    proposed = _new_points([1.0, 1.0, 1.0, 3.0])  # pricing 20 -> 60
+    assert snapshot(lee, proposed).rules_version == "before props-2"
+    until = START.timestamp() + 3600
+    brought, outputs = bring_to_rules(lee, until, proposed)
+    (change,) = outputs
+    assert isinstance(change, Transition)
+    assert (change.from_stage, change.to_stage, change.trigger) == ("lead", "mql", "rules")
+    assert change.message_id is None and change.occurred_at.timestamp() == until
+    assert change.reason.startswith("rules props-2: fit 40 >= 30 and engagement")
+    assert change.rules_version == "props-2"
+    assert bring_to_rules(lee, until, proposed)[1] == outputs  # the same id every time
+    assert snapshot(brought, proposed).rules_version == "props-2"
+
+
+def test_a_fit_rule_removed_demotes_a_quiet_mql_at_the_sweep() -> None:
+    lee = _lead(
+        {"type": "identify", "timestamp": _at(0),
+         "traits": {"title": "VP Sales", "company": {"employees": 80}}},
+        {"type": "track", "timestamp": _at(1), "event": "Demo Requested"},
+    )  # fmt: skip
+    assert lee.stage is Stage.MQL
+    spec = RULES.spec.model_dump()
+    spec["version"] = "props-no-boss"
+    spec["fit"]["rules"] = [rule for rule in spec["fit"]["rules"] if rule["id"] != "boss"]
+    proposed = Rules(RulesFile.model_validate(spec))
+    _, outputs = bring_to_rules(lee, START.timestamp() + 120, proposed)
+    assert [(t.from_stage, t.to_stage, t.trigger, t.reason) for t in outputs] == [  # type: ignore[union-attr]
+        ("mql", "lead", "rules", "rules props-no-boss: fit 20 below 30")
+    ]
