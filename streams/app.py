@@ -6,14 +6,19 @@ import socket
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.types import TP, TableT, TopicT
 from pydantic import BaseModel
 
 from scoring import LeadState, Rules, next_crossing
-from streams.consumer import Handle, use_before_commit, use_delivering_consumer
+from streams.consumer import (
+    DeliveringConsumer,
+    Handle,
+    use_before_commit,
+    use_delivering_consumer,
+)
 from streams.crossings import CrossingIndex
 from streams.hot import HotLeads
 from streams.metrics import LeanMonitor, Metrics
@@ -87,6 +92,15 @@ class LeadscoreApp:
         self.crossings.set(lead_key, next_crossing(state, self.rules))
         self.hot.update(lead_key, state, self.rules)
         self.waiting.update(lead_key, state, self.rules)
+
+    def next_offset(self, tp: TP) -> int:
+        """The offset of the next record of input partition `tp` the scorer will handle: after
+        a restart or rebalance the committed one until a record comes (a partition with no
+        record since is not behind), else one past the last record handled."""
+        upcoming = cast(DeliveringConsumer, self.faust.consumer).next_offset(tp)
+        if upcoming is None:  # nothing read or sought yet
+            upcoming = self.positions.get((tp.topic, tp.partition), -1) + 1
+        return upcoming
 
     def owned_partitions(self) -> list[int]:
         """The lead partitions this worker owns (actively) in the current assignment."""

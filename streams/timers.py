@@ -17,13 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, cast
+from typing import Any
 
 from faust.types import TP
 
 from scoring import decode_state
 from streams.app import CONTROL_HEADER, DECAY_CHECK, LeadscoreApp
-from streams.consumer import DeliveringConsumer
 from streams.topics import partition_for
 
 log = logging.getLogger(__name__)
@@ -172,12 +171,9 @@ async def partitions_behind(app: LeadscoreApp, partitions: set[int]) -> dict[int
         return {p: "end offsets not known" for p in partitions}
     behind: dict[int, str] = {}
     for tp in tps:
-        # The intake's next offset: after a restart, the committed one, so that a worker
-        # whose partitions have had no record since (an idle lead's SLA, its decay) is not
-        # taken to be behind them until a new record comes.
-        upcoming = cast(DeliveringConsumer, consumer).next_offset(tp)
-        if upcoming is None:  # nothing read or sought yet: what the scorer handled
-            upcoming = app.positions.get((tp.topic, tp.partition), -1) + 1
+        # After a restart the committed offset: a worker whose partitions have had no
+        # record since (an idle lead's SLA, its decay) is not behind them.
+        upcoming = app.next_offset(tp)
         end = ends.get(tp) or 0
         if upcoming < end:
             behind[tp.partition] = f"{tp.topic}: next offset {upcoming}, end {end}"

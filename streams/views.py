@@ -302,6 +302,5 @@ async def _update_lag(app: LeadscoreApp) -> None:
         return
     ends = await app.faust.consumer.highwaters(*tps)
     for tp in tps:
-        handled = app.positions.get((tp.topic, tp.partition), -1)
-        lag = max(0, (ends.get(tp) or 0) - handled - 1)
+        lag = max(0, (ends.get(tp) or 0) - app.next_offset(tp))
         app.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)

@@ -162,3 +162,31 @@ def test_requests_reach_the_worker_that_owns_the_lead(deployment: Deployment) ->
         status, top = get(one, "/leads/top?stage=mql&limit=100", token=None)
         assert sorted(lead["lead_id"] for lead in top["leads"]) == sorted(leads)
         assert get(two, "/funnel", token=None)[0] == 200
+
+
+def test_the_consumer_lag_after_a_restart_counts_only_what_is_not_handled(
+    deployment: Deployment,
+) -> None:
+    lines = [line for n in range(6) for line in buyer(f"lag-{n}")]
+    with deployment.worker() as worker:
+        worker.wait_ready()
+        deployment.produce(lines)
+        assert len(deployment.transitions(until=6, timeout=30)) == 6
+        assert worker.stop() == 0  # a clean stop commits
+
+    def lags(worker: WorkerProcess) -> list[float]:
+        _, metrics = get(worker, "/metrics", token=None)
+        return [
+            float(line.rsplit(b" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith(b"leadscore_consumer_lag{")
+        ]
+
+    with deployment.worker() as worker:
+        worker.wait_ready()
+        # Every partition was handled to its end before the stop, and nothing came since.
+        assert eventually(lambda: len(lags(worker)) == deployment.partitions)
+        assert lags(worker) == [0.0] * deployment.partitions
+        deployment.produce(buyer("lag-late"))
+        assert len(deployment.transitions(until=7, timeout=30)) == 7
+        assert eventually(lambda: lags(worker) == [0.0] * deployment.partitions)
