@@ -43,6 +43,7 @@ from scoring.state import (
     applied_already,
     has_seen,
     message_digest,
+    named_in,
     new_lead,
     remember,
 )
@@ -193,13 +194,13 @@ def _joined_positions(
     messages read again later are forwarded here and must be told apart from the
     survivor's own. Only those of the absorbed ids kept (`ids`)."""
     theirs = {
-        source if "|" in source else f"{absorbed.lead_id}|{source}": position
+        source if named_in(source) is not None else f"{absorbed.lead_id}|{source}": position
         for source, position in absorbed.applied.items()
     }
     kept = set(ids)
     applied = dict(survivor.applied)
     for source, position in theirs.items():
-        if source.partition("|")[0] in kept:
+        if named_in(source) in kept:
             applied[source] = max(position, applied.get(source, position))
     return applied
 

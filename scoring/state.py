@@ -173,6 +173,13 @@ def position_of(position: Position, named: str, lead_id: str) -> Position:
     return position if named == lead_id else (f"{named}|{position[0]}", position[1])
 
 
+def named_in(source: str) -> str | None:
+    """The lead a source of `LeadState.applied` names (`position_of`), None for the lead's
+    own. Split at the last bar: a lead id may hold one (`auth0|5f3c...`), a topic not."""
+    named, bar, _ = source.rpartition("|")
+    return named if bar else None
+
+
 def applied_already(state: LeadState, position: Position) -> bool:
     """Whether the message read at `position` was applied to this lead before."""
     source, offset = position

@@ -65,7 +65,7 @@ from scoring.identity import (
 )
 from scoring.messages import Message
 from scoring.outputs import LeadMerge, merge_id
-from scoring.state import IDENTIFIED, Identity, applied_already, is_identified
+from scoring.state import IDENTIFIED, Identity, applied_already, is_identified, named_in
 from streams.app import CONTROL_HEADER, FUNNEL_KEY, ITEMS_PER_RECORD, LeadscoreApp
 from streams.funnel import gone_lead
 from streams.topics import partition_for
@@ -317,7 +317,7 @@ class Stitcher:
         store.delete(lead_key, partition)
         store.table_put(app.recent, lead_key, partition, None)
         # With the positions the lead had applied: a re-read of its messages is not sent on.
-        applied = {source: at for source, at in state.applied.items() if "|" not in source}
+        applied = {source: at for source, at in state.applied.items() if named_in(source) is None}
         value = orjson.dumps({"lead_id": survivor, "identified": identified, "applied": applied})
         store.table_put(app.identities, HOLDER + lead_key, partition, value)
 

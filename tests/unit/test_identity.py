@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given, settings
@@ -272,6 +273,21 @@ def test_the_absorbed_leads_positions_are_kept_apart_from_the_survivors() -> Non
     reread, _ = apply_message(merged, again, RULES, position_of((source, 120), ANON, "ada"))
     assert reread == merged
     assert position_of((source, 121), ANON, "ada") == (f"{ANON}|{source}", 121)
+
+
+def test_the_positions_of_an_absorbed_lead_whose_id_has_a_bar_are_kept() -> None:
+    # Auth0's user ids look like `auth0|5f3c...`: the absorbed lead's positions must still
+    # be told apart, and a re-read of its message found applied.
+    source, absorbed_id = "lead-events:1", "auth0|5f3c11"
+    user, _ = apply_message(None, parse(page(0.1, "u1", userId="ada")), RULES, (source, 100))
+    other, _ = apply_message(None, parse(page(0.2, "c1", userId=absorbed_id)), RULES, (source, 120))
+    merged, _ = merge(user, other, RULES, "link")
+    assert merged.applied == {source: 100, f"{absorbed_id}|{source}": 120}
+    again = parse(page(0.2, "c1-resent-id", userId=absorbed_id))
+    position = position_of((source, 120), absorbed_id, "ada")
+    assert apply_message(merged, again, RULES, position)[0] == merged
+    twice, _ = merge(replace(user, lead_id="bo"), merged, RULES, "link")  # absorbed again
+    assert twice.applied[f"{absorbed_id}|{source}"] == 120
 
 
 def test_a_lead_keeps_its_latest_links_and_a_merge_joins_them() -> None:
