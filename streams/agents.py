@@ -121,13 +121,7 @@ class Scorer:
         if record.partition != owner:
             # The record's key was not its lead: on to the lead's partition, with where it
             # was read, which tells the lead a re-read forward from a new message.
-            await self.app.emit(
-                self.app.repartition,
-                lead_key,
-                record.value if single else _encoded(message),
-                partition=owner,
-                headers=[(ORIGIN_HEADER, f"{origin[0]}:{origin[1]}".encode())],
-            )
+            await self._send_on(lead_key, record, message, single, origin)
             return "repartitioned"
         stitcher = self.stitcher
         state = self.store.get(lead_key, owner)
@@ -141,16 +135,7 @@ class Scorer:
                 self.store.delete(lead_key, owner)  # its tombstones again (see _claim)
                 return "reread"
             if holder is not None:
-                await self.app.emit(
-                    self.app.repartition,
-                    holder.encode(),
-                    record.value if single else _encoded(message),
-                    partition=partition_for(holder.encode(), self.partitions),
-                    headers=[
-                        (ORIGIN_HEADER, f"{origin[0]}:{origin[1]}".encode()),
-                        (LEAD_HEADER, holder.encode()),
-                    ],
-                )
+                await self._send_on(holder.encode(), record, message, single, origin, under=True)
                 return "forwarded"
         if lead_id is not None:  # scored under another lead: remembered under its own id
             origin = position_of(origin, message.lead_id, lead_id)
@@ -181,6 +166,30 @@ class Scorer:
             if linked is not updated:
                 self.store.put(lead_key, owner, linked)
         return "applied"
+
+    async def _send_on(
+        self,
+        lead_key: bytes,
+        record: Any,
+        message: Message,
+        single: bool,
+        origin: Position,
+        *,
+        under: bool = False,
+    ) -> None:
+        """`message` (of `record`, the whole record if `single`) on to the partition of
+        `lead_key` in the repartition topic, with where it was first read; `under`: to be
+        scored under that lead (the lead holding its anonymous id), not its own."""
+        headers = [(ORIGIN_HEADER, f"{origin[0]}:{origin[1]}".encode())]
+        if under:
+            headers.append((LEAD_HEADER, lead_key))
+        await self.app.emit(
+            self.app.repartition,
+            lead_key,
+            record.value if single else _encoded(message),
+            partition=partition_for(lead_key, self.partitions),
+            headers=headers,
+        )
 
     async def forget(
         self,
