@@ -22,12 +22,10 @@ import logging
 import time
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
 import faust
-from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from mode.services import WaitArgT, WaitResults
@@ -103,33 +101,14 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
         # for good (and held its decay checks back).
         before = dict(self._next)
         committed = await super().seek_to_committed()
-        never = []
         for tp, offset in committed.items():
-            if not isinstance(offset, int) or offset < 0:
-                never.append(tp)
-                continue
-            tp = TP(tp.topic, tp.partition)
-            handed = self._next.get(tp)
-            if handed is not None and handed != before.get(tp):  # handed over meanwhile
-                offset = max(offset, handed)
-            self._next[tp] = offset
-        await self._from_the_start(never)
+            if isinstance(offset, int) and offset >= 0:
+                tp = TP(tp.topic, tp.partition)
+                handed = self._next.get(tp)
+                if handed is not None and handed != before.get(tp):  # handed over meanwhile
+                    offset = max(offset, handed)
+                self._next[tp] = offset
         return committed
-
-    async def _from_the_start(self, partitions: list[Any]) -> None:
-        """The intake's partitions among `partitions`, which have no committed offset, set
-        to their first record: where the group's `earliest` reset would start them.
-
-        The seek to committed offsets leaves such a partition where its fetch position
-        is, and a batch fetched as a rebalance began (dropped, see
-        `_fetch_paused_again`) left it past records no one handled: a worker that took
-        over the partitions of one killed before its first commit skipped them all.
-        """
-        intake = self.intake
-        fresh = [tp for tp in partitions if intake is not None and tp.topic in intake.topics]
-        if fresh and not self.should_stop:
-            with suppress(IllegalStateError):  # revoked since: the next assignment seeks again
-                await self._thread.seek_to_beginning(*fresh)
 
     async def _seek(self, tp: TP, offset: int) -> None:
         await super()._seek(tp, offset)
@@ -189,8 +168,7 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
         a few hundred messages a run). faust-streaming is pinned; this is its getmany's
         filter, done before it, with the seek it lacks. Not after a rebalance began
         (`generation` is the one the fetch began in): Faust then seeks every assigned
-        partition to its committed offset once its tables have recovered (and one never
-        committed to its start, `_from_the_start`).
+        partition to its committed offset once its tables have recovered.
         """
         paused = {
             tp: batch[0].offset

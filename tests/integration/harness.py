@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from scoring import Transition
 from tests.kafka_server import KafkaServer
@@ -117,6 +117,21 @@ class Deployment:
         producer.flush()
         producer.close()
         return count
+
+    def wait_committed(self, records: int, timeout: float = 30.0) -> None:
+        """Until the group's committed offsets of the input topic add up to `records`."""
+        admin = KafkaAdminClient(bootstrap_servers=self.kafka.bootstrap_servers)
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                offsets = admin.list_group_offsets([self.app_id]).get(self.app_id) or {}
+                done = sum(m.offset for tp, m in offsets.items() if tp.topic == self.input_topic)
+                if done >= records:
+                    return
+                time.sleep(0.2)
+        finally:
+            admin.close()
+        raise AssertionError(f"the group committed fewer than {records} input records")
 
     def _consumer(self, topic: str, *, read_committed: bool = False) -> KafkaConsumer:
         """A consumer of `topic` from its start."""

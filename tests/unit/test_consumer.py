@@ -98,18 +98,15 @@ TP0 = TP(TOPIC, 0)
 class Broker:
     """The consumer thread's part the intake talks to: seeks, assignment, committed."""
 
-    def __init__(self, committed: int | None) -> None:
+    def __init__(self, committed: int) -> None:
         self.committed = committed
-        self.seeks: list[int | str] = []
+        self.seeks: list[int] = []
         self.answer: asyncio.Event | None = None  # set: the seek to committed answers
 
-    async def seek_to_committed(self) -> dict[TP, int | None]:
+    async def seek_to_committed(self) -> dict[TP, int]:
         if self.answer is not None:
             await self.answer.wait()
         return {TP0: self.committed}
-
-    async def seek_to_beginning(self, *tps: TP) -> None:
-        self.seeks.extend("beginning" for _ in tps)
 
     def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append(offset)
@@ -239,17 +236,3 @@ def test_records_handed_over_while_the_seek_to_committed_runs_are_not_expected_a
     assert intake.handled == [52, 53, 54, 55]
     assert intake.consumer.next_offset(TP0) == 56
     assert intake.commit_offset() == 56
-
-
-def test_a_partition_never_committed_is_read_from_its_start_after_the_seek() -> None:
-    # A batch fetched as a rebalance began is dropped without a seek back, and Faust's
-    # seek to committed offsets leaves a partition with none where it is: a worker that
-    # took over the partitions of one killed before its first commit skipped them.
-    async def main() -> Intake:
-        intake = Intake(committed=None)
-        await intake.assigned()
-        return intake
-
-    intake = asyncio.run(main())
-    assert intake.broker.seeks == ["beginning"]
-    assert intake.consumer.next_offset(TP0) is None  # whatever the start is: no gap test
