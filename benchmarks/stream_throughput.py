@@ -61,7 +61,11 @@ worker and the broker.
         [--partitions P] [--brokers kafka,embedded] [--skip-latency] [--skip-throughput]
         [--contenders raw,donothing,tutorial,leadscore,leadscore-stitch]
         [--rate R] [--duration S] [--commit-interval S] [--quiet-wait S]
-        [--no-snapshot] [--keep]
+        [--no-snapshot] [--keep] [--rounds N]
+
+With `--rounds N` the contenders run N times, in turns, over the same backlog (new
+consumer groups each time), and a table gives each one's medians, and the cost of
+stitching by them: on a shared machine one round can be off by a fifth.
 
 The leadscore workers run a copy of scoring/ and streams/ taken at the start,
 so that edits made to the tree during the run do not mix code versions.
@@ -84,6 +88,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -513,7 +518,13 @@ def throughput(
     ends = produce_backlog(broker, admin, topic, args.partitions, lines)
     print(f"[{broker.name}] produced {len(lines):,} messages in "
           f"{time.monotonic() - began:.1f} s", file=sys.stderr)  # fmt: skip
-    return run_throughput(broker, admin, work, topic, ends, args)
+    results = []
+    for round_ in range(1, args.rounds + 1):
+        for result in run_throughput(broker, admin, work, topic, ends, args):
+            if args.rounds > 1:
+                result.label += f" (round {round_})"
+            results.append(result)
+    return results
 
 
 def run_throughput(
@@ -876,6 +887,37 @@ def throughput_table(results: list[Result]) -> list[str]:
     return lines
 
 
+def medians_table(results: list[Result]) -> list[str]:
+    """With --rounds: each contender's median over the rounds, and the cost of stitching
+    (the stitching worker against the plain one, by the medians)."""
+    by: dict[str, list[Result]] = {}
+    for r in results:
+        by.setdefault(r.label.rsplit(" (round ", 1)[0], []).append(r)
+    lines = [
+        "| contender (median over the rounds) | msg/s | msg per worker CPU-s | each round, msg/s |",
+        "| --- | --- | --- | --- |",
+    ]
+    medians: dict[str, tuple[float, float]] = {}
+    for label, rounds in by.items():
+        rates = [r.rate for r in rounds if r.rate is not None]
+        per_cpu = [r.measured / r.worker_cpu for r in rounds if r.rate and r.worker_cpu]
+        if not rates:
+            continue
+        medians[label] = statistics.median(rates), statistics.median(per_cpu or [0.0])
+        each = ", ".join(f"{rate:,.0f}" for rate in rates)
+        rate, cpu = medians[label]
+        lines.append(f"| {label} | {rate:,.0f} | {cpu:,.0f} | {each} |")
+    plain = medians.get("leadscore worker")
+    stitch = medians.get("leadscore worker, stitching (LEADSCORE_STITCH=true)")
+    if plain and stitch:
+        lines += [
+            "",
+            f"Stitching costs {1 - stitch[0] / plain[0]:.1%} of the worker's throughput "
+            f"(medians) and {plain[1] / stitch[1] - 1:.1%} more CPU per message.",
+        ]
+    return lines
+
+
 def latency_lines(lat: Latency, args: argparse.Namespace) -> list[str]:
     head = (
         f"Latency (fresh leadscore worker, {lat.produced:,} messages at {args.rate:g}/s "
@@ -976,6 +1018,13 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, data)")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the contenders this many times, in turns, over the same backlog, and "
+        "report their medians (1)",
+    )
+    parser.add_argument(
         "--contenders",
         default="raw,donothing,tutorial,leadscore,leadscore-stitch",
         help="throughput runs, in this order (raw,donothing,tutorial,leadscore,leadscore-stitch)",
@@ -1054,6 +1103,7 @@ def main() -> int:
                     f"{broker.heartbeat_interval:g} s, rebalance {broker.rebalance_timeout:g} s)",
                     "",
                     *(throughput_table(results) if results else ["Throughput: skipped"]),
+                    *(["", *medians_table(results)] if args.rounds > 1 else []),
                     "",
                     *(latency_lines(lat, args) if lat is not None else ["Latency: skipped"]),
                     "",

@@ -131,6 +131,17 @@ def joined(lead: LeadState, at: float) -> LeadState:
     return replace(lead, identity=replace(identity, joins=joins[-MAX_ANONYMOUS_JOINS:]))
 
 
+def unjoined(lead: LeadState, at: float) -> LeadState:
+    """The lead with the anonymous id it counted as joined at `at` taken back (the stream
+    counts a join when it claims the id, and takes it back when the claim is refused)."""
+    identity = lead.identity
+    if identity is None or at not in identity.joins:
+        return lead
+    joins = list(identity.joins)
+    joins.remove(at)
+    return replace(lead, identity=replace(identity, joins=tuple(joins)))
+
+
 def with_links(lead: LeadState, keys: list[str]) -> LeadState:
     """The lead with `keys` (identifiers its message tied to it) among its links, latest
     last (at most MAX_LINKS); the same lead when it has them all."""

@@ -10,15 +10,17 @@ so whoever decides a claim on A sees A's state, and decides it in one step.
 
 1. U's partition applies the message, then sends a claim for A through the
    repartition topic to A's partition, with U's state as it is then (what the
-   decision needs: who U is, its merges, its anonymous joins).
+   decision needs: who U is, its merges, its anonymous joins), and counts A's join
+   at once (under the cap of anonymous ids per window, checked there as in replay).
 2. A's partition decides, as `scoring.identity.decide` does in replay:
-   - nobody holds A and no lead A exists: U holds A now (`anon:A -> U`), and U's
-     partition is told to count the join;
+   - nobody holds A and no lead A exists: U holds A now (`anon:A -> U`), and nothing
+     needs to go back;
    - lead A exists: it is handed over, its whole state in one record to U's
      partition, deleted here (tombstones on its table and on `lead-scores`, and it
      leaves the funnel), and `anon:A -> U`;
    - another identified lead holds A, or a cap binds: an identity conflict, scored
-     without merging, counted (`leadscore_identity_conflicts{kind}`).
+     without merging, counted (`leadscore_identity_conflicts{kind}`), and U's
+     partition is told to take the join back.
 3. U's partition merges the hand-over (`scoring.engine.merge`: as if U had received
    both leads' messages) and sends the merge to `lead-merges`.
 4. Later messages of A, read on A's partition, find `anon:A -> U` and are forwarded
@@ -61,6 +63,7 @@ from scoring.identity import (
     joined,
     joins_allowed,
     links_of,
+    unjoined,
     with_links,
 )
 from scoring.messages import Message
@@ -80,7 +83,10 @@ HANDOVER = b"handover"
 JOIN = b"join"
 MOVE = b"move"
 RELEASE = b"release"
-CONTROLS = (CLAIM, HANDOVER, JOIN, MOVE, RELEASE)
+UNJOIN = b"unjoin"
+CONTROLS = (CLAIM, HANDOVER, JOIN, MOVE, RELEASE, UNJOIN)
+MERGED = ("via", "message_id", "at", "occurred_at")  # of a claim, what its merge names
+REPLIED = (*MERGED, "after", "joined")  # of a claim, what a reply to it carries
 # On a forwarded message: the lead it is scored under (not the one its ids name).
 LEAD_HEADER = "leadscore-lead"
 HOLDER = ANONYMOUS.encode()  # identities table keys: b"anon:" + anonymous id
@@ -128,31 +134,48 @@ class Stitcher:
 
     async def link(self, state: LeadState, message: Message, origin: Position) -> LeadState:
         """After `message` (read at `origin`) was applied to its lead (`state`): a claim
-        for each identifier it ties to the lead that the lead does not hold yet. The lead,
-        with those identifiers among its links (let go of when it is deleted)."""
-        absorbed = state.identity.absorbed if state.identity is not None else ()
+        for each identifier it ties to the lead that the lead has not claimed yet. The
+        lead, with those identifiers among its links (let go of when it is deleted), and
+        with a join counted for each anonymous id it claims, as replay counts it (taken
+        back if the claim is refused)."""
+        identity = state.identity
+        if identity is not None and message.type not in ("identify", "alias"):
+            anonymous_id = message.anonymousId  # the common case: a browser linked before
+            if anonymous_id in identity.absorbed or ANONYMOUS + str(anonymous_id) in identity.links:
+                return state
+        absorbed = identity.absorbed if identity is not None else ()
+        links = identity.links if identity is not None else ()
         tied = []
         for found in links_of(message):
-            pair = (state.lead_id, found.key)
-            ident = found.key.partition(":")[2]
+            key = found.key
+            ident = key.partition(":")[2]
             if ident == state.lead_id or ident in absorbed:
                 continue
-            tied.append(found.key)
-            if pair in self._claimed:
+            pair = (state.lead_id, key)
+            if key in links or pair in self._claimed:  # claimed before (and durably so)
+                tied.append(key)
                 continue
+            joins = is_identified(state) and key.startswith(ANONYMOUS)
+            if joins and not joins_allowed(state, message.at):
+                self._conflict("anonymous_cap")  # tried again with its next message
+                continue
+            tied.append(key)
             self._claimed[pair] = None
             if len(self._claimed) > CLAIMED_CACHE:
                 self._claimed.popitem(last=False)
             claim = {
-                "key": found.key,
-                "claimant": _who(state),
+                "key": key,
+                "claimant": _who(state),  # before this claim's join
                 "via": found.via,
                 "message_id": message.messageId,
                 "at": message.at,
                 "occurred_at": message.timestamp.isoformat(),
                 "after": list(origin),  # the reply waits for the claimant to be this far
             }
-            await self._send(found.key, CLAIM, claim)
+            if joins:
+                claim["joined"] = True
+                state = joined(state, message.at)
+            await self._send(key, CLAIM, claim)
         return with_links(state, tied)
 
     async def release(self, state: LeadState) -> None:
@@ -186,8 +209,8 @@ class Stitcher:
         state = store.get(lead_key, partition)
         holder = self.holder(lead_key.decode(), partition) if state is None else None
         if holder is not None:  # the lead was absorbed into another since
-            if kind == HANDOVER:  # the hand-over goes on to it, the history with it
-                await self._send(holder, HANDOVER, payload)
+            if kind in (HANDOVER, UNJOIN):  # on to it: the history, or the join it took over
+                await self._send(holder, kind, payload)
                 return "forwarded"
             self._conflict("claimed")  # its links are that lead's to make
             return "conflict"
@@ -206,9 +229,12 @@ class Stitcher:
             return "deferred"
         if applied_already(state, position):
             return "reread"
-        if kind == JOIN:
+        if kind == JOIN:  # (a claim sent before the claimant counted its own joins)
             store.put(lead_key, partition, _at(joined(state, payload["at"]), position))
             return "joined"
+        if kind == UNJOIN:
+            store.put(lead_key, partition, _at(unjoined(state, payload["at"]), position))
+            return "unjoined"
         if kind == MOVE:  # this lead goes to the survivor
             survivor = payload["survivor"]
             await self._hand_over(state, survivor, payload["identified"], payload, record)
@@ -218,8 +244,8 @@ class Stitcher:
         if merged is state:  # handed over before (a resend): nothing changes
             store.put(lead_key, partition, _at(state, position))
             return "reread"
-        if not is_identified(absorbed):
-            merged = joined(merged, payload["at"])
+        if not is_identified(absorbed) and not payload.get("joined"):
+            merged = joined(merged, payload["at"])  # (unless counted with its claim)
         event = LeadMerge(
             merge_id=merge_id(absorbed.lead_id, state.lead_id, payload["message_id"]),
             merged_id=absorbed.lead_id,
@@ -267,7 +293,7 @@ class Stitcher:
                 store.delete(ident.encode(), partition)
             return "reread"
         if held is None:  # nobody holds it (yet): the claimant does now
-            if kind == "anon":
+            if kind == "anon" and not claim.get("joined"):  # a claim of an earlier version
                 if not joins_allowed(claimant, at):
                     self._conflict("anonymous_cap")
                     return "conflict"
@@ -277,7 +303,7 @@ class Stitcher:
         holder, identified = held
         if identified and is_identified(claimant):  # decided without another hop
             decision = decide(claimant, LeadState(lead_id=holder, identity=IDENTIFIED), key, at)
-            self._conflict("claimed" if isinstance(decision, Merge) else decision)
+            await self._refuse(claim, "claimed" if isinstance(decision, Merge) else decision)
             return "conflict"
         await self._send("lead:" + holder, CLAIM, claim)  # decided where the holder is
         return "forwarded"
@@ -290,9 +316,9 @@ class Stitcher:
         if decision is None:
             return "reread"
         if not isinstance(decision, Merge):
-            self._conflict(decision)
+            await self._refuse(claim, decision)
             return "conflict"
-        reply = {key: claim[key] for key in ("via", "message_id", "at", "occurred_at", "after")}
+        reply = {key: claim[key] for key in REPLIED if key in claim}
         if decision.survivor == claimant.lead_id:
             await self._hand_over(state, claimant.lead_id, is_identified(claimant), reply, record)
             return "handed_over"
@@ -309,7 +335,7 @@ class Stitcher:
         app, store = self.app, self.app.store
         lead_key = state.lead_id.encode()
         partition = partition_for(lead_key, self.partitions)
-        handover = {key: reply[key] for key in ("via", "message_id", "at", "occurred_at")}
+        handover = {key: reply[key] for key in (*MERGED, "joined") if key in reply}
         if reply.get("survivor") is None:  # the claimant survives: after its message
             handover["after"] = reply["after"]
         await self._send(survivor, HANDOVER, {**handover, "absorbed": _text(state)})
@@ -332,6 +358,14 @@ class Stitcher:
     def _hold(self, key: str, lead: LeadState, partition: int) -> None:
         value = orjson.dumps({"lead_id": lead.lead_id, "identified": is_identified(lead)})
         self.app.store.table_put(self.app.identities, key.encode(), partition, value)
+
+    async def _refuse(self, claim: dict[str, Any], kind: Conflict | None) -> None:
+        """A claim refused (an identity conflict): the join its claimant counted with it,
+        if any, is taken back."""
+        self._conflict(kind)
+        if kind is not None and claim.get("joined"):
+            unjoin = {"at": claim["at"], "after": claim["after"]}
+            await self._send(claim["claimant"]["lead_id"], UNJOIN, unjoin)
 
     def _conflict(self, kind: Conflict | None) -> None:
         if kind is None:

@@ -378,3 +378,60 @@ def test_the_first_claim_of_a_cookie_wins_and_two_user_ids_never_merge(
     rules = load_rules()
     for user in (first, second):
         assert scores[user] == snapshot(replay.states[user], rules), user
+
+
+def test_a_refused_claim_takes_its_join_back_under_the_cap_of_anonymous_ids(
+    kafka: KafkaServer, tmp_path: Path
+) -> None:
+    """A lead counts the join of each cookie it claims at once (the cap: five in 30 days),
+    and takes it back when the claim is refused: after four cookies and one that another
+    user holds, a fifth cookie still joins (its anonymous history merged), and a sixth is
+    refused by the cap. Replay agrees."""
+    tag = uuid.uuid4().hex[:6]
+    ada, bob = f"ada-{tag}", f"bob-{tag}"
+    shared, cookies = f"shared-{tag}", [f"device-{i}-{tag}" for i in range(6)]
+    start = time.time() - 3600
+
+    def message(n: int, **fields: object) -> str:
+        return json.dumps({"messageId": f"{tag}-{n}", "timestamp": _iso(start + n)} | fields)
+
+    def visit(n: int, cookie: str, **ids: object) -> str:
+        return message(n, type="page", anonymousId=cookie, properties={"path": "/pricing"}, **ids)
+
+    first = [
+        visit(0, shared, userId=bob),  # bob holds the shared cookie
+        *(visit(1 + i, cookie, userId=ada) for i, cookie in enumerate(cookies[:4])),
+        visit(5, shared, userId=ada),  # refused: bob's; its join taken back
+        message(6, type="track", anonymousId=cookies[4], event="Demo Requested"),
+        message(7, type="track", anonymousId=cookies[5], event="Demo Requested"),
+    ]
+    fifth, sixth = [visit(8, cookies[4], userId=ada)], [visit(9, cookies[5], userId=ada)]
+    replay = Replay(load_rules())
+    expected = [o for lines in (first, fifth, sixth) for o in replay.feed(lines)]
+    assert replay.identities.conflicts == {"claimed": 1, "anonymous_cap": 1}
+    assert [(o.merged_id, o.survivor_id) for o in expected if isinstance(o, LeadMerge)] == [
+        (cookies[4], ada)
+    ]
+    deployment = stitching(kafka, tmp_path)
+    with worker_of(deployment) as worker:
+        worker.wait_ready()
+        deployment.produce(first)
+        wait_for(worker, "unjoined", 1)
+        deployment.produce(fifth)
+        merges = deployment.consume(deployment.merges_topic, until=1, timeout=60)
+        deployment.produce(sixth)
+        wait_for(worker, "applied", len(first) + 2)
+        time.sleep(2)  # a commit: the snapshots out
+        scores = latest_scores(deployment, until=100)
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics") as answer:
+            metrics = answer.read().decode()
+
+    assert [LeadMerge.model_validate_json(value) for _, value in merges] == [
+        o for o in expected if isinstance(o, LeadMerge)
+    ], worker.log_tail()
+    assert 'leadscore_identity_conflicts_total{kind="claimed"} 1.0' in metrics
+    assert 'leadscore_identity_conflicts_total{kind="anonymous_cap"} 1.0' in metrics
+    rules = load_rules()
+    assert scores[cookies[4]] is None
+    for lead in (ada, bob, cookies[5]):
+        assert scores[lead] == snapshot(replay.states[lead], rules), lead

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from scoring import Stage, Transition, encode_state, snapshot
 from scoring.engine import apply_message, merge
-from scoring.identity import with_links
+from scoring.identity import joined, joins_allowed, unjoined, with_links
 from scoring.messages import parse_message
 from scoring.outputs import LeadDeletion, LeadMerge
 from scoring.replay import BadLine, Replay
@@ -184,6 +184,21 @@ def test_at_most_five_anonymous_ids_join_a_lead_in_30_days() -> None:
     assert run.identities.conflicts == {"anonymous_cap": 1}
     assert run.identities.owner("anon:device-late", run.states) == "ada"
     assert run.identities.owner(f"anon:device-{MAX_ANONYMOUS_JOINS}", run.states) is None
+
+
+def test_a_join_taken_back_frees_its_place_under_the_cap() -> None:
+    user, _ = apply_message(None, parse(page(0.1, "u1", userId="ada")), RULES)
+    at = [epoch(0.1 + 0.01 * i) for i in range(MAX_ANONYMOUS_JOINS)]
+    full = user
+    for moment in at:
+        full = joined(full, moment)
+    assert not joins_allowed(full, epoch(0.2))
+    freed = unjoined(full, at[2])
+    assert freed.identity is not None
+    assert freed.identity.joins == (*at[:2], *at[3:])
+    assert joins_allowed(freed, epoch(0.2))
+    assert unjoined(freed, at[2]) is freed  # taken back already: the same lead
+    assert unjoined(user, at[0]) is user
 
 
 def test_at_most_100_merges_into_one_lead() -> None:
