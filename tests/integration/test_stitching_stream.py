@@ -416,6 +416,7 @@ def test_a_refused_claim_takes_its_join_back_under_the_cap_of_anonymous_ids(
     with worker_of(deployment) as worker:
         worker.wait_ready()
         deployment.produce(first)
+        wait_for(worker, "applied", len(first))  # the cookies' histories there to merge
         wait_for(worker, "unjoined", 1)
         deployment.produce(fifth)
         merges = deployment.consume(deployment.merges_topic, until=1, timeout=60)
