@@ -131,6 +131,14 @@ def joined(lead: LeadState, at: float) -> LeadState:
     return replace(lead, identity=replace(identity, joins=joins[-MAX_ANONYMOUS_JOINS:]))
 
 
+def claimed_by(lead: LeadState, key: str, at: float) -> LeadState | None:
+    """The lead claiming an identifier nobody holds, at event time `at`: with the join
+    counted when it is an anonymous id; None when the cap of anonymous ids binds."""
+    if not key.startswith(ANONYMOUS):
+        return lead
+    return joined(lead, at) if joins_allowed(lead, at) else None
+
+
 def unjoined(lead: LeadState, at: float) -> LeadState:
     """The lead with the anonymous id it counted as joined at `at` taken back (the stream
     counts a join when it claims the id, and takes it back when the claim is refused)."""

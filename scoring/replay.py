@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 
 from scoring.engine import advance, apply_message, merge, snapshot
 from scoring.identity import (
-    ANONYMOUS,
     Identities,
     Link,
     Merge,
+    claimed_by,
     decide,
     joined,
-    joins_allowed,
     links_of,
 )
 from scoring.messages import Batch, Delete, Message, Rejection, parse_input
@@ -133,13 +132,12 @@ class Replay:
         at = message.at
         owner_id = identities.owner(link.key, states)
         if owner_id is None or owner_id not in states:
-            if not link.key.startswith(ANONYMOUS):
-                identities.claim(link.key, lead_id)
-            elif joins_allowed(lead, at):
-                identities.claim(link.key, lead_id)
-                states[lead_id] = joined(lead, at)
-            else:
+            claimant = claimed_by(lead, link.key, at)
+            if claimant is None:
                 identities.conflict("anonymous_cap")
+            else:
+                identities.claim(link.key, lead_id)
+                states[lead_id] = claimant
             return
         decision = decide(lead, states[owner_id], link.key, at)
         if decision is None:

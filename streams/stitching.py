@@ -59,6 +59,7 @@ from scoring.identity import (
     ANONYMOUS,
     Conflict,
     Merge,
+    claimed_by,
     decide,
     joined,
     joins_allowed,
@@ -155,8 +156,8 @@ class Stitcher:
             if key in links or pair in self._claimed:  # claimed before (and durably so)
                 tied.append(key)
                 continue
-            joins = is_identified(state) and key.startswith(ANONYMOUS)
-            if joins and not joins_allowed(state, message.at):
+            claimant = claimed_by(state, key, message.at)  # its join counted, as in replay
+            if claimant is None:
                 self._conflict("anonymous_cap")  # tried again with its next message
                 continue
             tied.append(key)
@@ -172,9 +173,9 @@ class Stitcher:
                 "occurred_at": message.timestamp.isoformat(),
                 "after": list(origin),  # the reply waits for the claimant to be this far
             }
-            if joins:
+            if claimant is not state:
                 claim["joined"] = True
-                state = joined(state, message.at)
+                state = claimant
             await self._send(key, CLAIM, claim)
         return with_links(state, tied)
 
