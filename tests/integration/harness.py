@@ -123,15 +123,15 @@ class Deployment:
         admin = KafkaAdminClient(bootstrap_servers=self.kafka.bootstrap_servers)
         try:
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
+            while True:
                 offsets = admin.list_group_offsets([self.app_id]).get(self.app_id) or {}
                 done = sum(m.offset for tp, m in offsets.items() if tp.topic == self.input_topic)
                 if done >= records:
                     return
+                assert time.monotonic() < deadline, f"{done} of {records} input records committed"
                 time.sleep(0.2)
         finally:
             admin.close()
-        raise AssertionError(f"the group committed fewer than {records} input records")
 
     def _consumer(self, topic: str, *, read_committed: bool = False) -> KafkaConsumer:
         """A consumer of `topic` from its start."""

@@ -16,7 +16,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from kafka import KafkaAdminClient
 from playwright.sync_api import Browser, expect
 
 from scoring import load_rules, snapshot
@@ -261,7 +260,7 @@ def test_a_sigkill_during_merges_loses_nothing_and_counts_nothing_twice(
         deployment.produce(first)
         wait_for(worker, "applied", len(first))
         # Committed: a history read again after the kill could be read after the claims.
-        wait_committed(deployment, len(first))
+        deployment.wait_committed(len(first))
         # The identifies come one by one, and the worker is killed as soon as the first
         # merge is out: others are decided, handed over or merged but not committed, or
         # not begun.
@@ -294,24 +293,6 @@ def test_a_sigkill_during_merges_loses_nothing_and_counts_nothing_twice(
         assert scores[f"anon-{tag}-{n}"] is None  # merged: gone
         user = f"user-{tag}-{n}"
         assert scores[user] == snapshot(replay.states[user], rules), user
-
-
-def wait_committed(deployment: Deployment, records: int, timeout: float = 30.0) -> None:
-    """Until the worker's group has committed `records` offsets of the input topic."""
-    admin = KafkaAdminClient(bootstrap_servers=deployment.kafka.bootstrap_servers)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            offsets = admin.list_group_offsets(deployment.app_id)[deployment.app_id]
-            committed = sum(
-                meta.offset for tp, meta in offsets.items() if tp.topic == deployment.input_topic
-            )
-            if committed >= records:
-                return
-            assert time.monotonic() < deadline, f"{committed} of {records} committed"
-            time.sleep(0.2)
-    finally:
-        admin.close()
 
 
 def distinct(deployment: Deployment, topic: str, count: int, read_committed: bool) -> set[bytes]:
