@@ -379,8 +379,8 @@ def test_a_refused_claim_takes_its_join_back_under_the_cap_of_anonymous_ids(
     def visit(n: int, cookie: str, **ids: object) -> str:
         return message(n, type="page", anonymousId=cookie, properties={"path": "/pricing"}, **ids)
 
+    bobs = [visit(0, shared, userId=bob)]  # bob holds the shared cookie
     first = [
-        visit(0, shared, userId=bob),  # bob holds the shared cookie
         *(visit(1 + i, cookie, userId=ada) for i, cookie in enumerate(cookies[:4])),
         visit(5, shared, userId=ada),  # refused: bob's; its join taken back
         message(6, type="track", anonymousId=cookies[4], event="Demo Requested"),
@@ -388,7 +388,7 @@ def test_a_refused_claim_takes_its_join_back_under_the_cap_of_anonymous_ids(
     ]
     fifth, sixth = [visit(8, cookies[4], userId=ada)], [visit(9, cookies[5], userId=ada)]
     replay = Replay(load_rules())
-    expected = [o for lines in (first, fifth, sixth) for o in replay.feed(lines)]
+    expected = [o for lines in (bobs, first, fifth, sixth) for o in replay.feed(lines)]
     assert replay.identities.conflicts == {"claimed": 1, "anonymous_cap": 1}
     assert [(o.merged_id, o.survivor_id) for o in expected if isinstance(o, LeadMerge)] == [
         (cookies[4], ada)
@@ -396,13 +396,17 @@ def test_a_refused_claim_takes_its_join_back_under_the_cap_of_anonymous_ids(
     deployment = stitching(kafka, tmp_path)
     with worker_of(deployment) as worker:
         worker.wait_ready()
+        # Bob's claim first: the first claim to reach the cookie's partition wins, and
+        # bob's and ada's messages are on partitions read side by side.
+        deployment.produce(bobs)
+        wait_for(worker, "claimed", 1)
         deployment.produce(first)
-        wait_for(worker, "applied", len(first))  # the cookies' histories there to merge
+        wait_for(worker, "applied", 1 + len(first))  # the cookies' histories there to merge
         wait_for(worker, "unjoined", 1)
         deployment.produce(fifth)
         merges = deployment.consume(deployment.merges_topic, until=1, timeout=60)
         deployment.produce(sixth)
-        wait_for(worker, "applied", len(first) + 2)
+        wait_for(worker, "applied", 1 + len(first) + 2)
         time.sleep(2)  # a commit: the snapshots out
         scores = latest_scores(deployment, until=100)
         with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics") as answer:
