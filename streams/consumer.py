@@ -110,8 +110,8 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
         # took no gap for them. Faust commits past offsets only once they are acked
         # or known as a gap, so they held the partition's commits back for good (the
         # chaos suite found it, exactly once). Read again from the committed offset,
-        # the gap is checked as any other, and the records handed are passed over by
-        # their leads' positions.
+        # the gap is checked as any other, and the records handed already are passed
+        # over (they are acked: `_take`).
         before = dict(self._next)
         committed = await super().seek_to_committed()
         first_handed, self._first_unsought = self._first_unsought, {}
@@ -120,10 +120,9 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
                 tp = TP(tp.topic, tp.partition)
                 first = first_handed.get(tp)
                 handed = self._next.get(tp)
-                if first is not None and first > offset:
-                    pass  # read again from the committed offset
-                elif handed is not None and handed != before.get(tp):  # handed over meanwhile
-                    offset = max(offset, handed)
+                read_again = first is not None and first > offset
+                if not read_again and handed is not None and handed != before.get(tp):
+                    offset = max(offset, handed)  # handed over meanwhile
                 self._next[tp] = offset
         return committed
 
@@ -224,6 +223,7 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
         acks = self.app.topics.acks_enabled_for(tp.topic)
         read_offset = self._read_offset
         expected = self._next
+        acked = self._acked_index[tp] if acks else None  # (Faust's set, updated in place)
         clock = time.perf_counter
         yield_at = clock() + YIELD_AFTER_S
         for record in records:
@@ -255,7 +255,7 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
                     return
                 if acks:
                     await self._add_gap(tp, want, offset - 1)  # e.g. transaction markers
-            if acks and offset in self._acked_index[tp]:
+            if acked is not None and offset in acked:
                 # Handed over and acked in this assignment already (before the seek to
                 # the committed offsets, which then read it again: `seek_to_committed`).
                 read_offset[tp] = offset
