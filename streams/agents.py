@@ -59,7 +59,9 @@ log = logging.getLogger(__name__)
 def register(app: LeadscoreApp) -> None:
     scorer = Scorer(app)
     app.faust.topics.add(app.events)  # subscribed; its records go to the intake
-    use_intake(app.faust, app.events.topics, app.between_commits_of(scorer.handle))
+    # What the scorer holds back (claims, messages sent on) goes out after each fetch.
+    use_intake(app.faust, app.events.topics, app.between_commits_of(scorer.handle),
+               after_fetch=app.store.send_held)  # fmt: skip
 
 
 class Scorer:
@@ -121,7 +123,7 @@ class Scorer:
         if record.partition != owner:
             # The record's key was not its lead: on to the lead's partition, with where it
             # was read, which tells the lead a re-read forward from a new message.
-            await self._send_on(lead_key, record, message, single, origin)
+            self._send_on(lead_key, record, message, single, origin)
             return "repartitioned"
         stitcher = self.stitcher
         state = self.store.get(lead_key, owner)
@@ -135,7 +137,7 @@ class Scorer:
                 self.store.delete(lead_key, owner)  # its tombstones again (see _claim)
                 return "reread"
             if holder is not None:
-                await self._send_on(holder.encode(), record, message, single, origin, under=True)
+                self._send_on(holder.encode(), record, message, single, origin, under=True)
                 return "forwarded"
         if lead_id is not None:  # scored under another lead: remembered under its own id
             origin = position_of(origin, message.lead_id, lead_id)
@@ -162,12 +164,12 @@ class Scorer:
         if stitcher is not None and (
             message.type in ("identify", "alias") or (message.userId and message.anonymousId)
         ):
-            linked = await stitcher.link(updated, message, origin)
+            linked = stitcher.link(updated, message, origin)
             if linked is not updated:
                 self.store.put(lead_key, owner, linked)
         return "applied"
 
-    async def _send_on(
+    def _send_on(
         self,
         lead_key: bytes,
         record: Any,
@@ -179,16 +181,17 @@ class Scorer:
     ) -> None:
         """`message` (of `record`, the whole record if `single`) on to the partition of
         `lead_key` in the repartition topic, with where it was first read; `under`: to be
-        scored under that lead (the lead holding its anonymous id), not its own."""
+        scored under that lead (the lead holding its anonymous id), not its own. Held
+        back with the claims (`LeadStore.hold`), in order with them."""
         headers = [(ORIGIN_HEADER, f"{origin[0]}:{origin[1]}".encode())]
         if under:
             headers.append((LEAD_HEADER, lead_key))
-        await self.app.emit(
+        self.store.hold(
             self.app.repartition,
+            partition_for(lead_key, self.partitions),
             lead_key,
             record.value if single else _encoded(message),
-            partition=partition_for(lead_key, self.partitions),
-            headers=headers,
+            headers,
         )
 
     async def forget(
@@ -221,7 +224,7 @@ class Scorer:
             self.store.delete(lead_key, partition)
             self.store.table_put(self.app.recent, lead_key, partition, None)
         if self.stitcher is not None and state is not None:
-            await self.stitcher.release(state)
+            self.stitcher.release(state)
 
     async def check_decay(self, record: Any, until: float) -> None:
         """A decay check (a record of the lead's partition): time passes to `until`."""

@@ -59,6 +59,9 @@ class Intake:
     """
 
     handlers: Mapping[str, Handle]
+    # Awaited after the records of each fetch were handed over (e.g. to send what their
+    # handling held back, in batches).
+    after_fetch: Callable[[], Awaitable[None]] | None = None
 
     @property
     def topics(self) -> frozenset[str]:
@@ -166,11 +169,15 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
         if intake is None or not records:
             return records, active
         rest = {}
+        taken = False
         for tp, batch in records.items():
             if tp.topic not in intake.topics:
                 rest[tp] = batch
             elif active is None or tp in active or tp in self._buffered_partitions:
                 await self._take(intake.handlers[tp.topic], tp, batch, generation)
+                taken = True
+        if taken and intake.after_fetch is not None:
+            await intake.after_fetch()
         return rest, active
 
     async def _fetch_paused_again(self, records: Any, active: set[TP], generation: int) -> Any:
@@ -357,15 +364,21 @@ def use_delivering_consumer(app: faust.App) -> None:
         transport.Consumer = consumer  # type: ignore[misc]
 
 
-def use_intake(app: faust.App, topics: Iterable[str], handle: Handle) -> None:
+def use_intake(
+    app: faust.App,
+    topics: Iterable[str],
+    handle: Handle,
+    after_fetch: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """Hand the records of `topics` to `handle` (see `Intake`), beside the topics handed
-    before. The topics must be subscribed (e.g. `app.topics.add(topic)`). Call before the
-    worker starts."""
+    before, and await `after_fetch` (if given) after each fetch's records were handed. The
+    topics must be subscribed (e.g. `app.topics.add(topic)`). Call before the worker
+    starts."""
     use_delivering_consumer(app)
     consumer: type[DeliveringConsumer] = worker_transport(app).Consumer  # type: ignore[assignment]
-    handlers = dict(consumer.intake.handlers) if consumer.intake is not None else {}
-    handlers.update(dict.fromkeys(topics, handle))
-    _set_on_consumer(app, intake=Intake(handlers))
+    intake = consumer.intake or Intake({})
+    handlers = {**intake.handlers, **dict.fromkeys(topics, handle)}
+    _set_on_consumer(app, intake=Intake(handlers, after_fetch or intake.after_fetch))
 
 
 def use_before_commit(

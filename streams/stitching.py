@@ -26,15 +26,17 @@ so whoever decides a claim on A sees A's state, and decides it in one step.
 4. Later messages of A, read on A's partition, find `anon:A -> U` and are forwarded
    to U's partition, with the lead to score them under in a header.
 
-Every step is one record handled on one partition, whose effects are made durable
-with its offset (at least once: sent before the state is, so a crash sends them
-again; exactly once: in the transaction). A step done twice changes nothing: a claim
-decided before finds its claimant holding A; a hand-over or a join read again is
-skipped by its position in the survivor's state, a hand-over of a lead absorbed
-already by the survivor's list of absorbed ids; records of A forwarded twice are
-re-reads by their first position. So a SIGKILL at any point loses no history and
-counts none twice, and no lead is left half-merged: A's state is either still on its
-partition or on its way to U in a durable record.
+Every step is handled on one partition, and its effects are made durable with its
+record's offset (at least once: sent before the state is, so a crash sends them
+again; exactly once: in the transaction). What a step sends through the repartition
+topic is held back to the end of the fetch (`LeadStore.hold`), and the claims sent one
+after another to a partition go as one record (claims are most control records).
+A step done twice changes nothing: a claim decided before finds its claimant holding
+A; a hand-over or a join read again is skipped by its position in the survivor's
+state, a hand-over of a lead absorbed already by the survivor's list of absorbed ids;
+records of A forwarded twice are re-reads by their first position. So a SIGKILL at
+any point loses no history and counts none twice, and no lead is left half-merged: A's
+state is either still on its partition or on its way to U in a durable record.
 
 A claim by email goes to the email's partition, and on to the partition of the lead
 holding it, where it is decided beside that lead's state; when that lead survives (an
@@ -79,13 +81,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CLAIM = b"claim"
+CLAIM = b"claim"  # one claim a record (as an earlier version sent them)
+CLAIMS = b"claims"  # claims to one partition, [[to, claim], ...] (see `_send`)
 HANDOVER = b"handover"
 JOIN = b"join"
 MOVE = b"move"
 RELEASE = b"release"
 UNJOIN = b"unjoin"
-CONTROLS = (CLAIM, HANDOVER, JOIN, MOVE, RELEASE, UNJOIN)
+CONTROLS = (CLAIM, CLAIMS, HANDOVER, JOIN, MOVE, RELEASE, UNJOIN)
+CLAIMS_PER_RECORD = 500  # (each a few hundred bytes)
 MERGED = ("via", "message_id", "at", "occurred_at")  # of a claim, what its merge names
 REPLIED = (*MERGED, "after", "joined")  # of a claim, what a reply to it carries
 # On a forwarded message: the lead it is scored under (not the one its ids name).
@@ -133,7 +137,7 @@ class Stitcher:
         handed = held.get("applied", {}).get(origin[0])
         return "" if handed is not None and origin[1] <= handed else str(held["lead_id"])
 
-    async def link(self, state: LeadState, message: Message, origin: Position) -> LeadState:
+    def link(self, state: LeadState, message: Message, origin: Position) -> LeadState:
         """After `message` (read at `origin`) was applied to its lead (`state`): a claim
         for each identifier it ties to the lead that the lead has not claimed yet. The
         lead, with those identifiers among its links (let go of when it is deleted), and
@@ -176,10 +180,10 @@ class Stitcher:
             if claimant is not state:
                 claim["joined"] = True
                 state = claimant
-            await self._send(key, CLAIM, claim)
+            self._send(key, CLAIM, claim)
         return with_links(state, tied)
 
-    async def release(self, state: LeadState) -> None:
+    def release(self, state: LeadState) -> None:
         """A deleted lead lets go of the cookies it absorbed and of the identifiers its
         messages (and those of the leads it absorbed) tied to it: their later messages
         score under their own ids again, and an email is anyone's to claim, as in replay.
@@ -190,13 +194,18 @@ class Stitcher:
         keys = dict.fromkeys((*(ANONYMOUS + i for i in identity.absorbed), *identity.links))
         owners = {"lead_ids": [state.lead_id, *identity.absorbed]}
         for key in keys:
-            await self._send(key, RELEASE, owners)
+            self._send(key, RELEASE, owners)
 
     async def handle(self, kind: bytes, record: Any) -> str:
         """A control record of the repartition topic: a claim, or a reply to one."""
         payload = orjson.loads(record.value)
+        if kind == CLAIMS:  # each claim's outcome counted as a record's would be
+            counts = self.app.metrics.messages
+            for index, (to, claim) in enumerate(payload):
+                counts[await self._claim(to, record.partition, claim, record, index)] += 1
+            return "claims"
         if kind == CLAIM:
-            return await self._claim(record, payload)
+            return await self._claim(record.key.decode(), record.partition, payload, record, 0)
         if kind == RELEASE:  # on the identifier's partition
             key, partition = record.key, record.partition
             held = self._held(key.decode(), partition)
@@ -211,7 +220,7 @@ class Stitcher:
         holder = self.holder(lead_key.decode(), partition) if state is None else None
         if holder is not None:  # the lead was absorbed into another since
             if kind in (HANDOVER, UNJOIN):  # on to it: the history, or the join it took over
-                await self._send(holder, kind, payload)
+                self._send(holder, kind, payload)
                 return "forwarded"
             self._conflict("claimed")  # its links are that lead's to make
             return "conflict"
@@ -224,9 +233,7 @@ class Stitcher:
                 log.warning("a %s for a lead gone since was dropped", kind.decode())
                 return "dropped"
             again = orjson.dumps({**payload, "deferrals": deferrals})
-            await self.app.emit(
-                self.app.repartition, lead_key, again, partition, [(CONTROL_HEADER, kind)]
-            )
+            store.hold(self.app.repartition, partition, lead_key, again, [(CONTROL_HEADER, kind)])
             return "deferred"
         if applied_already(state, position):
             return "reread"
@@ -260,22 +267,24 @@ class Stitcher:
         await self.save(lead_key, partition, _at(merged, position), outputs, record)
         return "merged"
 
-    async def _claim(self, record: Any, claim: dict[str, Any]) -> str:
-        """On the partition of the claimed identifier (or of the lead holding it): who gets
-        it (see the module's docstring)."""
-        kind, _, ident = record.key.decode().partition(":")
-        partition = record.partition
+    async def _claim(
+        self, to: str, partition: int, claim: dict[str, Any], record: Any, index: int
+    ) -> str:
+        """On the partition of the claimed identifier (or of the lead holding it, `to` then
+        naming it): who gets it (see the module's docstring). The `index`-th claim of
+        `record`."""
+        kind, _, ident = to.partition(":")
         claimant = _claimant(claim["claimant"])
         at = claim["at"]
         store = self.app.store
         if kind == "lead":  # forwarded to the lead holding the identifier
             state = store.get(ident.encode(), partition)
             if state is not None:
-                return await self._decide(state, claimant, claim, record)
+                return await self._decide(state, claimant, claim, record, index)
             held = self._held(ANONYMOUS + ident, partition)
             if held is None:
                 return "gone"  # deleted since
-            await self._send("lead:" + held[0], CLAIM, claim)  # absorbed since: onwards
+            self._send("lead:" + held[0], CLAIM, claim)  # absorbed since: onwards
             return "forwarded"
         key = claim["key"]
         if kind == "anon":
@@ -285,7 +294,7 @@ class Stitcher:
                 # id already: a crash in the middle of a flush can have made the holder
                 # durable and not the lead's tombstone; the hand-over is then sent again,
                 # and the survivor, which has it, ignores it.)
-                return await self._decide(state, claimant, claim, record)
+                return await self._decide(state, claimant, claim, record, index)
         held = self._held(key, partition)
         if held is not None and held[0] == claimant.lead_id:  # decided before: sent again
             if kind == "anon":
@@ -298,49 +307,58 @@ class Stitcher:
                 if not joins_allowed(claimant, at):
                     self._conflict("anonymous_cap")
                     return "conflict"
-                await self._send(claimant.lead_id, JOIN, {"at": at, "after": claim["after"]})
+                self._send(claimant.lead_id, JOIN, {"at": at, "after": claim["after"]})
             self._hold(key, claimant, partition)
             return "claimed"
         holder, identified = held
         if identified and is_identified(claimant):  # decided without another hop
             decision = decide(claimant, LeadState(lead_id=holder, identity=IDENTIFIED), key, at)
-            await self._refuse(claim, "claimed" if isinstance(decision, Merge) else decision)
+            self._refuse(claim, "claimed" if isinstance(decision, Merge) else decision)
             return "conflict"
-        await self._send("lead:" + holder, CLAIM, claim)  # decided where the holder is
+        self._send("lead:" + holder, CLAIM, claim)  # decided where the holder is
         return "forwarded"
 
     async def _decide(
-        self, state: LeadState, claimant: LeadState, claim: dict[str, Any], record: Any
+        self, state: LeadState, claimant: LeadState, claim: dict[str, Any], record: Any, index: int
     ) -> str:
         """A claim decided where the lead holding the identifier (`state`) is."""
         decision = decide(claimant, state, claim["key"], claim["at"])
         if decision is None:
             return "reread"
         if not isinstance(decision, Merge):
-            await self._refuse(claim, decision)
+            self._refuse(claim, decision)
             return "conflict"
         reply = {key: claim[key] for key in REPLIED if key in claim}
         if decision.survivor == claimant.lead_id:
-            await self._hand_over(state, claimant.lead_id, is_identified(claimant), reply, record)
+            identified = is_identified(claimant)
+            await self._hand_over(state, claimant.lead_id, identified, reply, record, index)
             return "handed_over"
         # This lead survives: the claimant is to come here (from its own partition).
         move = {**reply, "survivor": state.lead_id, "identified": is_identified(state)}
-        await self._send(claimant.lead_id, MOVE, move)
+        self._send(claimant.lead_id, MOVE, move)
         return "moving"
 
     async def _hand_over(
-        self, state: LeadState, survivor: str, identified: bool, reply: dict[str, Any], record: Any
+        self,
+        state: LeadState,
+        survivor: str,
+        identified: bool,
+        reply: dict[str, Any],
+        record: Any,
+        index: int = 0,
     ) -> None:
-        """This (anonymous) lead's whole state to the survivor; it is gone here, and its
-        messages are forwarded from now on."""
+        """This (anonymous) lead's whole state to the survivor; it is gone here (by the
+        `index`-th claim of `record`, or by `record`), and its messages are forwarded from
+        now on."""
         app, store = self.app, self.app.store
         lead_key = state.lead_id.encode()
         partition = partition_for(lead_key, self.partitions)
         handover = {key: reply[key] for key in (*MERGED, "joined") if key in reply}
         if reply.get("survivor") is None:  # the claimant survives: after its message
             handover["after"] = reply["after"]
-        await self._send(survivor, HANDOVER, {**handover, "absorbed": _text(state)})
-        await app.emit(app.funnel_topic, FUNNEL_KEY, gone_lead(state.stage, record), partition=0)
+        self._send(survivor, HANDOVER, {**handover, "absorbed": _text(state)})
+        gone = gone_lead(state.stage, record, index)
+        await app.emit(app.funnel_topic, FUNNEL_KEY, gone, partition=0)
         store.delete(lead_key, partition)
         store.table_put(app.recent, lead_key, partition, None)
         # With the positions the lead had applied: a re-read of its messages is not sent on.
@@ -360,13 +378,13 @@ class Stitcher:
         value = orjson.dumps({"lead_id": lead.lead_id, "identified": is_identified(lead)})
         self.app.store.table_put(self.app.identities, key.encode(), partition, value)
 
-    async def _refuse(self, claim: dict[str, Any], kind: Conflict | None) -> None:
+    def _refuse(self, claim: dict[str, Any], kind: Conflict | None) -> None:
         """A claim refused (an identity conflict): the join its claimant counted with it,
         if any, is taken back."""
         self._conflict(kind)
         if kind is not None and claim.get("joined"):
             unjoin = {"at": claim["at"], "after": claim["after"]}
-            await self._send(claim["claimant"]["lead_id"], UNJOIN, unjoin)
+            self._send(claim["claimant"]["lead_id"], UNJOIN, unjoin)
 
     def _conflict(self, kind: Conflict | None) -> None:
         if kind is None:
@@ -374,18 +392,24 @@ class Stitcher:
         self.app.metrics.identity_conflicts[kind] += 1
         log.info("identity conflict (%s): scored without merging", kind)
 
-    async def _send(self, key: str, kind: bytes, payload: dict[str, Any]) -> None:
+    def _send(self, key: str, kind: bytes, payload: dict[str, Any]) -> None:
         """A control record to the partition of `key`: a lead's id for a reply; for a
         claim or a release, `anon:<id>`, `email:<address>` or `lead:<id>`, on the
-        partition of what follows the prefix."""
+        partition of what follows the prefix.
+
+        Held back to the end of the fetch (`LeadStore.hold`), and claims (most control
+        records) go in batches: the claims sent one after the other to a partition are
+        one record, `[[key, claim], ...]`. What reaches each partition comes in the
+        order it was sent, as if each were a record of its own."""
         target = key.partition(":")[2] if kind in (CLAIM, RELEASE) else key
-        await self.app.emit(
-            self.app.repartition,
-            key.encode(),
-            orjson.dumps(payload),
-            partition=partition_for(target.encode(), self.partitions),
-            headers=[(CONTROL_HEADER, kind)],
-        )
+        partition = partition_for(target.encode(), self.partitions)
+        store, topic = self.app.store, self.app.repartition
+        if kind == CLAIM:
+            headers = [(CONTROL_HEADER, CLAIMS)]
+            store.hold_item(topic, partition, CLAIMS, headers, [key, payload], CLAIMS_PER_RECORD)
+        else:
+            headers = [(CONTROL_HEADER, kind)]
+            store.hold(topic, partition, key.encode(), orjson.dumps(payload), headers)
 
 
 def control_of(headers: Any) -> bytes | None:

@@ -23,6 +23,12 @@ A flush encodes thousands of values; it lets the event loop turn every few
 milliseconds, so the scorer goes on meanwhile (its changes go to the next
 flush) and a transition is not held up behind it.
 
+Records the scorer sends on to its own topics (claims, replies and messages for
+another lead's partition) are held back with the changes (`hold`): sent at the end
+of each fetch, or by the flush before it waits for deliveries, so a state is never
+durable before what it counts on was sent, and the records to a partition keep
+their order; items held in a row for one partition (claims) go in one record.
+
 With exactly_once (`streams.transactions`) the changes wait for the offset
 commit, which sends them inside the worker's transaction and commits it with
 the offsets; RocksDB gets them only once the transaction has committed, so
@@ -35,10 +41,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from faust.types import TP, TableT
+import orjson
+from faust.types import TP, TableT, TopicT
 from rocksdict import WriteBatch
 
 from scoring import LeadState, decode_state, encode_state, snapshot_json
@@ -56,16 +64,31 @@ Value = bytes | None | Callable[[], bytes]
 Table = TableT[bytes, bytes]
 
 
+@dataclass(slots=True)
+class Held:
+    """A record held back (`LeadStore.hold`): `value`, or a batch of `items` sent as one
+    JSON list."""
+
+    topic: TopicT
+    key: bytes
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    items: list[Any] | None = None
+
+
 class Changes:
-    """What changed since the last flush: lead states, and other table values."""
+    """What changed since the last flush: lead states, other table values, and the
+    records held back to be sent with them."""
 
     def __init__(self) -> None:
         # lead -> (partition, state); None: the lead was deleted.
         self.leads: dict[bytes, tuple[int, LeadState | None]] = {}
         self.values: dict[tuple[str, bytes], tuple[Table, int, Value]] = {}
+        # (topic, partition) -> records held back, in the order they were sent.
+        self.held: dict[tuple[str, int], list[Held]] = {}
 
     def __bool__(self) -> bool:
-        return bool(self.leads or self.values)
+        return bool(self.leads or self.values or self.held)
 
 
 class LeadStore:
@@ -130,6 +153,66 @@ class LeadStore:
         """Write `value` to `table` (None: delete the key) by the next commit."""
         self.changed.values[table.name, key] = (table, partition, value)
 
+    def hold(
+        self,
+        topic: TopicT,
+        partition: int,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+    ) -> None:
+        """Send a record the scorer owes, as `LeadscoreApp.emit` does, with the next
+        `send_held` (at the end of each fetch) or flush: with the changes made before it,
+        so never after a state that counts on it is durable. The records held for a
+        partition are sent in the order they were held."""
+        queue = self.changed.held.setdefault((topic.get_topic_name(), partition), [])
+        queue.append(Held(topic, key, value, headers))
+
+    def hold_item(
+        self,
+        topic: TopicT,
+        partition: int,
+        key: bytes,
+        headers: list[tuple[str, bytes]],
+        item: Any,
+        most: int,
+    ) -> None:
+        """`hold` an item of a batch record: items held one after the other for a
+        partition, with the same `headers`, go in one record (at most `most` each), a
+        JSON list in the order they were held."""
+        queue = self.changed.held.setdefault((topic.get_topic_name(), partition), [])
+        last = queue[-1] if queue else None
+        if last is None or last.items is None or last.headers != headers or len(last.items) >= most:
+            queue.append(Held(topic, key, None, headers, [item]))
+        else:
+            last.items.append(item)
+
+    async def send_held(self) -> None:
+        """The records held so far, sent now (their deliveries tracked as `sent` says).
+
+        Under the lock, so between commits: with exactly_once they go in the transaction
+        that holds the changes made with them, and a flush never runs meanwhile."""
+        async with self.lock:
+            held, self.changed.held = self.changed.held, {}
+            try:
+                await self._send_held(held)
+            except BaseException:
+                self.changed.held = _joined(held, self.changed.held)  # what was not sent
+                raise
+
+    async def _send_held(self, held: Mapping[tuple[str, int], list[Held]]) -> None:
+        """Send `held`, taking each record out once sent (what stays was not)."""
+        emit = self.app.emit
+        for (_, partition), records in held.items():
+            sent = 0
+            try:
+                for record in records:
+                    value = orjson.dumps(record.items) if record.value is None else record.value
+                    await emit(record.topic, record.key, value, partition, record.headers)
+                    sent += 1
+            finally:
+                del records[:sent]
+
     def sent(self, delivery: Awaitable[Any]) -> None:
         """Track the delivery of a record the scorer sent (a transition, an alert, a dead
         letter, a repartitioned message): the next flush fails unless it was delivered,
@@ -170,6 +253,7 @@ class LeadStore:
             except BaseException:
                 self.changed.leads = {**self.flushing.leads, **self.changed.leads}
                 self.changed.values = {**self.flushing.values, **self.changed.values}
+                self.changed.held = _joined(self.flushing.held, self.changed.held)
                 raise
             finally:
                 self.flushing = Changes()
@@ -182,7 +266,8 @@ class LeadStore:
 
         The snapshots go with the state that they show: a lead made durable has its
         snapshot sent, so a crash cannot leave `lead-scores` behind a lead that then
-        changes no more."""
+        changes no more. The records held back with the changes go first."""
+        await self._send_held(changes.held)
         await self._delivered()
         if not changes and commit is None:
             return
@@ -250,6 +335,18 @@ class LeadStore:
 
 
 T = TypeVar("T")
+
+
+def _joined(
+    earlier: Mapping[tuple[str, int], list[Held]], later: Mapping[tuple[str, int], list[Held]]
+) -> dict[tuple[str, int], list[Held]]:
+    """Two sets of held records as one, `earlier`'s first on each partition."""
+    joined: dict[tuple[str, int], list[Held]] = {}
+    for held in (earlier, later):
+        for target, records in held.items():
+            if records:
+                joined.setdefault(target, []).extend(records)
+    return joined
 
 
 async def _turning(items: Iterable[T]) -> AsyncIterator[T]:
