@@ -273,11 +273,11 @@ class LeadStore:
             return
         app = self.app
         rules = app.rules
-        # (table, partition) -> [(key, value)]; lead snapshots per partition.
-        writes: dict[tuple[str, int], tuple[Table, list[tuple[bytes, bytes | None]]]] = {}
+        # (table, partition) -> (table, partition, [(key, value)]); lead snapshots per partition.
+        writes: dict[tuple[str, int], tuple[Table, int, list[tuple[bytes, bytes | None]]]] = {}
         snapshots: dict[int, list[tuple[bytes, bytes | None]]] = {}
         async for lead_key, (partition, state) in _turning(changes.leads.items()):
-            _, records = writes.setdefault((app.leads.name, partition), (app.leads, []))
+            *_, records = writes.setdefault((app.leads.name, partition), (app.leads, partition, []))
             if state is None:  # deleted: tombstones
                 records.append((lead_key, None))
                 snapshots.setdefault(partition, []).append((lead_key, None))
@@ -285,17 +285,29 @@ class LeadStore:
             records.append((lead_key, encode_state(state)))
             snapshots.setdefault(partition, []).append((lead_key, snapshot_json(state, rules)))
         for (name, key), (table, partition, value) in changes.values.items():
-            _, records = writes.setdefault((name, partition), (table, []))
+            *_, records = writes.setdefault((name, partition), (table, partition, []))
             records.append((key, value() if callable(value) else value))
 
         kafka = app.faust.producer._ensure_producer()  # type: ignore[attr-defined]
         if self.transaction is not None:
             kafka = await self.transaction.producer()
         sending: list[tuple[Table | None, int, Awaitable[Any]]] = []
-        for (_, partition), (table, records) in writes.items():
-            changelog = table.changelog_topic.get_topic_name()
-            for future in await _send(kafka, changelog, partition, records):
-                sending.append((table, partition, future))
+        # At least once, who holds an identifier is durable before the leads are: a
+        # hand-over deletes its lead and writes its new holder, and a kill between the
+        # two writes must not leave the lead deleted and nobody holding its id (its
+        # claim, read again, would find neither, and not send the lead's tombstones
+        # again). The other way round, the claim finds the lead and hands it over again.
+        phases = [list(writes.values())]
+        if self.transaction is None and any(w[0] is app.identities for w in phases[0]):
+            phases = [[w for w in phases[0] if w[0] is app.identities],
+                      [w for w in phases[0] if w[0] is not app.identities]]  # fmt: skip
+        for number, phase in enumerate(phases):
+            if number:  # what the phases before sent is delivered
+                await asyncio.gather(*(future for _, _, future in sending))
+            for table, partition, records in phase:
+                changelog = table.changelog_topic.get_topic_name()
+                for future in await _send(kafka, changelog, partition, records):
+                    sending.append((table, partition, future))
         scores = app.scores.get_topic_name()
         for partition, records in snapshots.items():
             for future in await _send(kafka, scores, partition, records):
@@ -305,7 +317,7 @@ class LeadStore:
             await commit()
         # RocksDB only once the changelog has it: a local state ahead of its changelog
         # would skip, as applied, messages whose effect another worker never gets.
-        for (_, partition), (table, records) in writes.items():
+        for table, partition, records in writes.values():
             _write_store(table, partition, records)
         # Recovery reads a changelog from the last offset known to be in RocksDB.
         persisted: dict[tuple[str, int], tuple[Table, int]] = {}
