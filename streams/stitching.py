@@ -89,7 +89,9 @@ MOVE = b"move"
 RELEASE = b"release"
 UNJOIN = b"unjoin"
 CONTROLS = (CLAIM, CLAIMS, HANDOVER, JOIN, MOVE, RELEASE, UNJOIN)
-CLAIMS_PER_RECORD = 500  # (each a few hundred bytes)
+# A claim is a few hundred bytes, at most about 5 KB (a claimant of 100 merges): a
+# record of claims stays well under Kafka's default limit of 1 MB.
+CLAIMS_PER_RECORD = 100
 MERGED = ("via", "message_id", "at", "occurred_at")  # of a claim, what its merge names
 REPLIED = (*MERGED, "after", "joined")  # of a claim, what a reply to it carries
 # On a forwarded message: the lead it is scored under (not the one its ids name).
