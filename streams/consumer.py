@@ -169,14 +169,12 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
         if intake is None or not records:
             return records, active
         rest = {}
-        taken = False
         for tp, batch in records.items():
             if tp.topic not in intake.topics:
                 rest[tp] = batch
             elif active is None or tp in active or tp in self._buffered_partitions:
                 await self._take(intake.handlers[tp.topic], tp, batch, generation)
-                taken = True
-        if taken and intake.after_fetch is not None:
+        if intake.after_fetch is not None:
             await intake.after_fetch()
         return rest, active
 

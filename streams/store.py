@@ -165,8 +165,7 @@ class LeadStore:
         `send_held` (at the end of each fetch) or flush: with the changes made before it,
         so never after a state that counts on it is durable. The records held for a
         partition are sent in the order they were held."""
-        queue = self.changed.held.setdefault((topic.get_topic_name(), partition), [])
-        queue.append(Held(topic, key, value, headers))
+        self._held_for(topic, partition).append(Held(topic, key, value, headers))
 
     def hold_item(
         self,
@@ -180,18 +179,23 @@ class LeadStore:
         """`hold` an item of a batch record: items held one after the other for a
         partition, with the same `headers`, go in one record (at most `most` each), a
         JSON list in the order they were held."""
-        queue = self.changed.held.setdefault((topic.get_topic_name(), partition), [])
+        queue = self._held_for(topic, partition)
         last = queue[-1] if queue else None
         if last is None or last.items is None or last.headers != headers or len(last.items) >= most:
             queue.append(Held(topic, key, None, headers, [item]))
         else:
             last.items.append(item)
 
+    def _held_for(self, topic: TopicT, partition: int) -> list[Held]:
+        return self.changed.held.setdefault((topic.get_topic_name(), partition), [])
+
     async def send_held(self) -> None:
         """The records held so far, sent now (their deliveries tracked as `sent` says).
 
         Under the lock, so between commits: with exactly_once they go in the transaction
         that holds the changes made with them, and a flush never runs meanwhile."""
+        if not self.changed.held:
+            return
         async with self.lock:
             held, self.changed.held = self.changed.held, {}
             try:
