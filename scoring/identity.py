@@ -119,16 +119,25 @@ def decide(lead: LeadState, owner: LeadState, key: str, at: float) -> Decision:
 
 def joins_allowed(lead: LeadState, at: float) -> bool:
     """Whether one more anonymous id may join this lead at event time `at`."""
-    joins = lead.identity.joins if lead.identity is not None else ()
+    return room_to_join(lead.identity.joins if lead.identity is not None else (), at)
+
+
+def room_to_join(joins: tuple[float, ...], at: float) -> bool:
+    """Whether one more anonymous id may join at `at` a lead with these joins."""
     return sum(1 for joined in joins if at - ANONYMOUS_WINDOW < joined <= at) < MAX_ANONYMOUS_JOINS
 
 
 def joined(lead: LeadState, at: float) -> LeadState:
     """The lead with one more anonymous id joined at `at` (older joins out of reach dropped)."""
     identity = lead.identity or Identity()
-    horizon = max(lead.clock or at, at) - ANONYMOUS_WINDOW
-    joins = tuple(sorted(t for t in (*identity.joins, at) if t > horizon))
-    return replace(lead, identity=replace(identity, joins=joins[-MAX_ANONYMOUS_JOINS:]))
+    joins = join_times(identity.joins, lead.clock, at)
+    return replace(lead, identity=replace(identity, joins=joins))
+
+
+def join_times(joins: tuple[float, ...], clock: float | None, at: float) -> tuple[float, ...]:
+    """A lead's joins (at `clock`) with one more at `at`, those out of reach dropped."""
+    horizon = max(clock or at, at) - ANONYMOUS_WINDOW
+    return tuple(sorted(t for t in (*joins, at) if t > horizon))[-MAX_ANONYMOUS_JOINS:]
 
 
 def claimed_by(lead: LeadState, key: str, at: float) -> LeadState | None:
@@ -154,11 +163,17 @@ def with_links(lead: LeadState, keys: list[str]) -> LeadState:
     """The lead with `keys` (identifiers its message tied to it) among its links, latest
     last (at most MAX_LINKS); the same lead when it has them all."""
     identity = lead.identity or Identity()
-    new = [key for key in keys if key not in identity.links]
-    if not new:
+    links = links_with(identity.links, keys)
+    if links is identity.links:
         return lead
-    links = tuple(dict.fromkeys((*identity.links, *new)))[-MAX_LINKS:]
     return replace(lead, identity=replace(identity, links=links))
+
+
+def links_with(links: tuple[str, ...], keys: list[str]) -> tuple[str, ...]:
+    """`links` with `keys` too, latest last (at most MAX_LINKS); `links` itself when it has
+    them all."""
+    new = [key for key in keys if key not in links]
+    return tuple(dict.fromkeys((*links, *new)))[-MAX_LINKS:] if new else links
 
 
 def _is_own_id(owner: LeadState, key: str) -> bool:

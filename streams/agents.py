@@ -160,13 +160,11 @@ class Scorer:
         if fresh:  # counted in the funnel (once: by the message's position)
             funnel_record = new_lead_record(record, index)
             await self.app.emit(self.app.funnel_topic, FUNNEL_KEY, funnel_record, partition=0)
-        await self.save(lead_key, owner, updated, transitions, record, index)
         if stitcher is not None and (
             message.type in ("identify", "alias") or (message.userId and message.anonymousId)
-        ):
-            linked = stitcher.link(updated, message, origin)
-            if linked is not updated:
-                self.store.put(lead_key, owner, linked)
+        ):  # its claims are held back to the end of the fetch (`LeadStore.hold`)
+            updated = stitcher.link(updated, message, origin)
+        await self.save(lead_key, owner, updated, transitions, record, index)
         return "applied"
 
     def _send_on(

@@ -61,13 +61,14 @@ from scoring.identity import (
     ANONYMOUS,
     Conflict,
     Merge,
-    claimed_by,
     decide,
+    join_times,
     joined,
     joins_allowed,
     links_of,
+    links_with,
+    room_to_join,
     unjoined,
-    with_links,
 )
 from scoring.messages import Message
 from scoring.outputs import LeadMerge, merge_id
@@ -150,20 +151,22 @@ class Stitcher:
             anonymous_id = message.anonymousId  # the common case: a browser linked before
             if anonymous_id in identity.absorbed or ANONYMOUS + str(anonymous_id) in identity.links:
                 return state
-        absorbed = identity.absorbed if identity is not None else ()
-        links = identity.links if identity is not None else ()
+        identity = identity or Identity()
+        # The lead changes once, at the end: its joins (each claim's claimant has those
+        # counted before it) and its links.
+        joins, at = identity.joins, message.at
         tied = []
         for found in links_of(message):
             key = found.key
             ident = key.partition(":")[2]
-            if ident == state.lead_id or ident in absorbed:
+            if ident == state.lead_id or ident in identity.absorbed:
                 continue
             pair = (state.lead_id, key)
-            if key in links or pair in self._claimed:  # claimed before (and durably so)
+            if key in identity.links or pair in self._claimed:  # claimed before (durably)
                 tied.append(key)
                 continue
-            claimant = claimed_by(state, key, message.at)  # its join counted, as in replay
-            if claimant is None:
+            anonymous = key.startswith(ANONYMOUS)
+            if anonymous and not room_to_join(joins, at):
                 self._conflict("anonymous_cap")  # tried again with its next message
                 continue
             tied.append(key)
@@ -172,18 +175,21 @@ class Stitcher:
                 self._claimed.popitem(last=False)
             claim = {
                 "key": key,
-                "claimant": _who(state),  # before this claim's join
+                "claimant": _who(state, joins),  # before this claim's join
                 "via": found.via,
                 "message_id": message.messageId,
-                "at": message.at,
+                "at": at,
                 "occurred_at": message.timestamp.isoformat(),
                 "after": list(origin),  # the reply waits for the claimant to be this far
             }
-            if claimant is not state:
+            if anonymous:  # its join counted at once, as in replay
                 claim["joined"] = True
-                state = claimant
+                joins = join_times(joins, state.clock, at)
             self._send(key, CLAIM, claim)
-        return with_links(state, tied)
+        links = links_with(identity.links, tied)
+        if joins is identity.joins and links is identity.links:
+            return state
+        return replace(state, identity=replace(identity, joins=joins, links=links))
 
     def release(self, state: LeadState) -> None:
         """A deleted lead lets go of the cookies it absorbed and of the identifiers its
@@ -276,13 +282,12 @@ class Stitcher:
         naming it): who gets it (see the module's docstring). The `index`-th claim of
         `record`."""
         kind, _, ident = to.partition(":")
-        claimant = _claimant(claim["claimant"])
-        at = claim["at"]
+        who, at = claim["claimant"], claim["at"]  # (a LeadState only where decided)
         store = self.app.store
         if kind == "lead":  # forwarded to the lead holding the identifier
             state = store.get(ident.encode(), partition)
             if state is not None:
-                return await self._decide(state, claimant, claim, record, index)
+                return await self._decide(state, claim, record, index)
             held = self._held(ANONYMOUS + ident, partition)
             if held is None:
                 return "gone"  # deleted since
@@ -296,9 +301,9 @@ class Stitcher:
                 # id already: a crash in the middle of a flush can have made the holder
                 # durable and not the lead's tombstone; the hand-over is then sent again,
                 # and the survivor, which has it, ignores it.)
-                return await self._decide(state, claimant, claim, record, index)
+                return await self._decide(state, claim, record, index)
         held = self._held(key, partition)
-        if held is not None and held[0] == claimant.lead_id:  # decided before: sent again
+        if held is not None and held[0] == who["lead_id"]:  # decided before: sent again
             if kind == "anon":
                 # The lead's tombstones again: a crash in the middle of the hand-over's
                 # flush can have made its table's durable and not that on lead-scores.
@@ -306,24 +311,26 @@ class Stitcher:
             return "reread"
         if held is None:  # nobody holds it (yet): the claimant does now
             if kind == "anon" and not claim.get("joined"):  # a claim of an earlier version
-                if not joins_allowed(claimant, at):
+                if not joins_allowed(_claimant(who), at):
                     self._conflict("anonymous_cap")
                     return "conflict"
-                self._send(claimant.lead_id, JOIN, {"at": at, "after": claim["after"]})
-            self._hold(key, claimant, partition)
+                self._send(who["lead_id"], JOIN, {"at": at, "after": claim["after"]})
+            self._hold(key, who["lead_id"], who["identified"], partition)
             return "claimed"
         holder, identified = held
-        if identified and is_identified(claimant):  # decided without another hop
-            decision = decide(claimant, LeadState(lead_id=holder, identity=IDENTIFIED), key, at)
+        if identified and who["identified"]:  # decided without another hop
+            holding = LeadState(lead_id=holder, identity=IDENTIFIED)
+            decision = decide(_claimant(who), holding, key, at)
             self._refuse(claim, "claimed" if isinstance(decision, Merge) else decision)
             return "conflict"
         self._send("lead:" + holder, CLAIM, claim)  # decided where the holder is
         return "forwarded"
 
     async def _decide(
-        self, state: LeadState, claimant: LeadState, claim: dict[str, Any], record: Any, index: int
+        self, state: LeadState, claim: dict[str, Any], record: Any, index: int
     ) -> str:
         """A claim decided where the lead holding the identifier (`state`) is."""
+        claimant = _claimant(claim["claimant"])
         decision = decide(claimant, state, claim["key"], claim["at"])
         if decision is None:
             return "reread"
@@ -376,8 +383,8 @@ class Stitcher:
         held = orjson.loads(value)
         return str(held["lead_id"]), bool(held["identified"])
 
-    def _hold(self, key: str, lead: LeadState, partition: int) -> None:
-        value = orjson.dumps({"lead_id": lead.lead_id, "identified": is_identified(lead)})
+    def _hold(self, key: str, lead_id: str, identified: bool, partition: int) -> None:
+        value = orjson.dumps({"lead_id": lead_id, "identified": identified})
         self.app.store.table_put(self.app.identities, key.encode(), partition, value)
 
     def _refuse(self, claim: dict[str, Any], kind: Conflict | None) -> None:
@@ -435,16 +442,16 @@ def _at(state: LeadState, position: tuple[str, int]) -> LeadState:
     return replace(state, applied={**state.applied, position[0]: position[1]})
 
 
-def _who(state: LeadState) -> dict[str, Any]:
+def _who(state: LeadState, joins: tuple[float, ...]) -> dict[str, Any]:
     """What a claim's decision needs of its claimant (`scoring.identity.decide`): who it
-    is, when it began, what it absorbed, its anonymous joins."""
+    is, when it began, what it absorbed, its anonymous joins (`joins`)."""
     identity = state.identity or Identity()
     return {
         "lead_id": state.lead_id,
         "first_at": state.first_at,
         "identified": identity.identified,
         "absorbed": identity.absorbed,
-        "joins": identity.joins,
+        "joins": joins,
     }
 
 
