@@ -155,7 +155,13 @@ def _worker(args: argparse.Namespace) -> int:
     previous = last_recorded(settings)
     if previous is None or previous.fingerprint != rules.fingerprint:
         record(settings, rules)
-    run(create_app(settings, rules), previous)
+    app = create_app(settings, rules)
+    # As replay's: lead states and indexes live long, and are scanned in every
+    # collection of the old generations (a tenth of the worker's time with the default
+    # thresholds); what start-up built (modules, Faust's machinery) is never garbage.
+    gc.set_threshold(100_000, 50, 100)
+    gc.freeze()
+    run(app, previous)
     return 0
 
 
