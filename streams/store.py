@@ -88,7 +88,7 @@ class Changes:
         self.held: dict[tuple[str, int], list[Held]] = {}
 
     def __bool__(self) -> bool:
-        return bool(self.leads or self.values or self.held)
+        return bool(self.leads or self.values or any(self.held.values()))  # (lists emptied as sent)
 
 
 class LeadStore:
