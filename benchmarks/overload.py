@@ -51,8 +51,8 @@ from kafka.errors import CoordinatorNotAvailableError  # noqa: E402
 
 from scoring import Transition, load_rules  # noqa: E402
 from scoring.replay import Replay  # noqa: E402
-from streams.topics import partition_for  # noqa: E402
-from streams.traffic import generate  # noqa: E402
+from streams.dev.traffic import generate  # noqa: E402
+from streams.kafka.topics import partition_for  # noqa: E402
 from tests.chaos.suite import Run, produce, verify  # noqa: E402
 from tests.integration.harness import Deployment, WorkerProcess, lead_of  # noqa: E402
 from tests.kafka_server import KafkaServer  # noqa: E402

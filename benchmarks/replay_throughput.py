@@ -1,6 +1,6 @@
 """Benchmark: `leadscore replay` throughput and peak memory (not a test).
 
-Generates Segment traffic with `streams.traffic` (seeded, so every run scores
+Generates Segment traffic with `streams.dev.traffic` (seeded, so every run scores
 the same file), runs `leadscore replay FILE > /dev/null` in a child process
 several times, and reports messages per CPU-second of the child (its user +
 system time: messages/s per core, since replay is single-threaded) and its
@@ -37,7 +37,7 @@ def events_file(messages: int, leads: int, seed: int) -> Path:
         OUT.mkdir(exist_ok=True)
         partial = path.with_suffix(".partial")
         subprocess.run(
-            [sys.executable, "-m", "streams.traffic", "--messages", str(messages),
+            [sys.executable, "-m", "streams.dev.traffic", "--messages", str(messages),
              "--leads", str(leads), "--seed", str(seed), "--out", str(partial)],
             check=True,
         )  # fmt: skip

@@ -3,13 +3,13 @@
 `benchmarks/stream_throughput.py` measures the whole worker on Apache Kafka, where the
 round-to-round spread on a shared machine is larger than stitching's cost. This one
 takes Kafka out, to show what stitching costs the scorer itself: the real `Scorer`
-(`streams.agents`) and `Stitcher` handle `streams.traffic.generate(N, leads=L, seed=1)`
-as records of P input partitions, 500 records a partition at a time (a fetch), then
-what the scorer held back (`LeadStore.send_held`) goes to in-memory repartition
-partitions that are read in turn as the input is, until nothing is left. Every 2,000
-records the changes are "flushed": what is held is sent, and each changed state is
-encoded and snapshotted (as `LeadStore._flush` does) into a dictionary that stands
-for RocksDB. Sends to other topics are counted, not encoded further. CPU seconds
+(`streams.processing.scorer`) and `Stitcher` handle `streams.dev.traffic.generate(N,
+leads=L, seed=1)` as records of P input partitions, 500 records a partition at a time (a
+fetch), then what the scorer held back (`LeadStore.send_held`) goes to in-memory
+repartition partitions that are read in turn as the input is, until nothing is left.
+Every 2,000 records the changes are "flushed": what is held is sent, and each changed
+state is encoded and snapshotted (as `LeadStore._flush` does) into a dictionary that
+stands for RocksDB. Sends to other topics are counted, not encoded further. CPU seconds
 (`time.process_time`) per run, stitching off and on in turns, `--runs` times each;
 medians.
 
@@ -33,15 +33,15 @@ from typing import Any
 
 import orjson
 
-import streams.store
+import streams.state.store
 from scoring.engine import snapshot_json
 from scoring.rules import load_rules
 from scoring.state import encode_state
-from streams.agents import Scorer
+from streams.dev.traffic import generate
+from streams.kafka.topics import partition_for
 from streams.metrics import Metrics
-from streams.store import Changes, LeadStore
-from streams.topics import partition_for
-from streams.traffic import generate
+from streams.processing.scorer import Scorer
+from streams.state.store import Changes, LeadStore
 
 PARTITIONS = 4
 FETCH = 500
@@ -156,7 +156,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     # The store reads RocksDB through this; here the dictionary stands for it.
-    streams.store._read_store = _read  # type: ignore[assignment]
+    streams.state.store._read_store = _read  # type: ignore[assignment]
     lines = [orjson.dumps(message) for message in generate(args.messages, leads=args.leads, seed=1)]
     gc.set_threshold(100_000, 50, 100)  # as the worker's
     seconds: dict[bool, list[float]] = {False: [], True: []}

@@ -3,7 +3,7 @@
 One run, per broker (Apache Kafka from `tests.kafka_server`, then the embedded
 Tansu broker of `leadscore dev`), on the same generated messages:
 
-Throughput. `streams.traffic.generate(N, leads=L, seed=1)` is JSON-encoded and
+Throughput. `streams.dev.traffic.generate(N, leads=L, seed=1)` is JSON-encoded and
 produced once to a topic with P partitions, keyed (and partitioned, murmur2)
 by lead id (`userId` or `anonymousId`). Five contenders then each consume that
 same backlog in a consumer group of their own, each as one worker process
@@ -47,7 +47,7 @@ All Faust apps on a broker get the same Faust settings as the leadscore worker
 (RocksDB store, P partitions, group timeouts, producer batch size).
 
 Latency. A fresh leadscore worker on a fresh topic; once it is ready the
-benchmark produces `streams.traffic.generate` messages whose event times are
+benchmark produces `streams.dev.traffic.generate` messages whose event times are
 now (start = now, spread over the run) at a steady `--rate` for
 `--duration` s, records each messageId's produce time, consumes the worker's
 transitions topic and reports produce -> transition latency for every
@@ -112,8 +112,8 @@ from kafka import KafkaAdminClient, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.admin import NewTopic  # noqa: E402
 from kafka.errors import KafkaError  # noqa: E402
 
-from streams.topics import partition_for  # noqa: E402
-from streams.traffic import generate  # noqa: E402
+from streams.dev.traffic import generate  # noqa: E402
+from streams.kafka.topics import partition_for  # noqa: E402
 
 CONTENDERS = Path(__file__).resolve().parent / "faust_contenders.py"
 POLL_S = 0.2
@@ -227,7 +227,7 @@ def open_broker(name: str) -> Iterator[Broker]:
             pid = getattr(process, "pid", None)
             yield Broker("kafka", kafka.bootstrap_servers, 6.0, 1.0, 10.0, kafka.log_file, pid)
     elif name == "embedded":
-        from streams.embedded import EmbeddedBroker
+        from streams.dev.broker import EmbeddedBroker
 
         # Tansu: memory only, no transactions; it needs short group timeouts.
         with EmbeddedBroker(port=free_port()) as tansu:
@@ -562,7 +562,7 @@ def run_throughput(
             env, group, _ = leadscore_env(broker, work, name, topic, partitions, commit)
             if name == "leadscore-stitch":
                 env["LEADSCORE_STITCH"] = "true"
-            command = [sys.executable, "-m", "streams.cli", "worker"]
+            command = [sys.executable, "-m", "streams.cli.main", "worker"]
         else:
             group = f"bench-{name}-{run_id}"
             env = clean_env()
@@ -650,7 +650,7 @@ def run_latency(
     if args.quiet_wait > 0:
         wait_quiet(broker, args, "the latency run")
     print(f"[{broker.name}] latency: starting a fresh leadscore worker ...", file=sys.stderr)
-    command = [sys.executable, "-m", "streams.cli", "worker"]
+    command = [sys.executable, "-m", "streams.cli.main", "worker"]
     child = Child(f"{broker.name}/latency", command, env, log, args.code_dir)
     result = Latency()
     try:
@@ -1074,7 +1074,7 @@ def main() -> int:
         report += [
             "# Stream throughput per worker",
             "",
-            f"{args.messages:,} messages (`streams.traffic.generate`, {args.leads:,} leads, "
+            f"{args.messages:,} messages (`streams.dev.traffic.generate`, {args.leads:,} leads, "
             f"seed 1), {args.partitions} partitions, one worker process per contender.",
             "msg/s = backlog committed after the first committed progress / time until the "
             "committed offsets reach the end offsets (polled every "
@@ -1096,7 +1096,7 @@ def main() -> int:
                 title = (
                     "Apache Kafka (tests.kafka_server, group timeouts session "
                     if name == "kafka"
-                    else "Embedded Tansu (streams.embedded, memory, group timeouts session "
+                    else "Embedded Tansu (streams.dev.broker, memory, group timeouts session "
                 )
                 section = [
                     f"## {title}{broker.session_timeout:g} s, heartbeat "

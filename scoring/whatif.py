@@ -6,7 +6,7 @@ same moment for both: the leads per stage, the leads whose stage differs (with
 the rules whose points differ most for them), the leads that ever reached mql
 and sql and the conversion between them, the transitions per ISO week, per rule
 the messages it matched and the points it holds, and the score distributions.
-The report is plain data (`WhatIf.model_dump`); `streams.reports` renders it.
+The report is plain data (`WhatIf.model_dump`); `streams.cli.reports` renders it.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from aiokafka.errors import KafkaError
 from scoring import Rules
 from scoring.errors import LeadscoreError
 from scoring.rules import rule_changes
-from streams.app import LeadscoreApp
-from streams.pins import mismatches
+from streams.context import LeadscoreApp
+from streams.kafka.pins import mismatches
 from streams.settings import Settings, where
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class WorkerStopped(LeadscoreError):
 
 def run(app: LeadscoreApp, previous: Rules | None = None) -> None:
     """Run the worker until SIGINT or SIGTERM; then stop cleanly. `previous`: the rules the
-    deployment last started with, if known (`streams.rules_history`).
+    deployment last started with, if known (`streams.processing.rules_history`).
 
     Raises WorkerStopped when an error of Kafka's crashed it, after the same clean stop.
     """

@@ -59,8 +59,8 @@ from scoring import Transition, decode_state, load_rules, snapshot
 from scoring.funnel import Funnel, LeadFunnel
 from scoring.outputs import FollowUp, LeadMerge
 from scoring.replay import Replay
-from streams.topics import partition_for
-from streams.traffic import generate
+from streams.dev.traffic import generate
+from streams.kafka.topics import partition_for
 from tests.integration.harness import Deployment, WorkerProcess, lead_of
 from tests.kafka_server import KafkaServer
 

@@ -22,7 +22,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from scoring import Transition
 from tests.kafka_server import KafkaServer
 
-LEADSCORE = [sys.executable, "-m", "streams.cli"]
+LEADSCORE = [sys.executable, "-m", "streams.cli.main"]
 REPO = Path(__file__).parents[2]
 
 

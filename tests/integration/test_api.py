@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from streams.topics import partition_for
+from streams.kafka.topics import partition_for
 from tests.integration.harness import REPO, Deployment, WorkerProcess
 from tests.kafka_server import KafkaServer
 

@@ -22,7 +22,7 @@ import pytest
 from kafka import KafkaProducer
 
 from scoring import Transition
-from streams.traffic import generate
+from streams.dev.traffic import generate
 from tests.integration.harness import LEADSCORE, REPO, Deployment, WorkerProcess, lead_of
 from tests.kafka_server import KafkaServer
 

@@ -3,7 +3,7 @@
 Tansu answers ListOffsets with the last record batch's base offset + 1, not
 the partition's end, and the worker writes its changelogs and snapshots in
 multi-record batches there too: the worker reads end offsets from a Fetch
-instead (`streams.tuning`), and a fresh worker recovers every lead from the
+instead (`streams.kafka.embedded`), and a fresh worker recovers every lead from the
 batched changelogs.
 """
 
@@ -25,9 +25,9 @@ from kafka.admin import NewTopic
 
 from scoring import Transition, load_rules, snapshot
 from scoring.replay import Replay
-from streams.embedded import EmbeddedBroker
-from streams.traffic import generate
-from streams.tuning import _fetched_high_watermarks
+from streams.dev.broker import EmbeddedBroker
+from streams.dev.traffic import generate
+from streams.kafka.embedded import _fetched_high_watermarks
 from tests.integration.harness import Deployment, free_port
 
 # Tansu joins a group in about half the session timeout: keep it short.

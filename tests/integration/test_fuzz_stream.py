@@ -18,13 +18,13 @@ from kafka import KafkaProducer
 
 from scoring import Transition
 from scoring.outputs import DeadLetter
-from streams.traffic import generate
+from streams.dev.traffic import generate
 from tests.integration.harness import LEADSCORE, REPO, Deployment, WorkerProcess, lead_of
 from tests.kafka_server import KafkaServer
 
 # Just under a megabyte: Kafka takes records up to 1,048,588 bytes (message.max.bytes),
 # and a dead letter carries its record base64-encoded (4/3 of it), which the dead-letter
-# topic and the worker's producer allow (streams.topics.MAX_RECORD_BYTES).
+# topic and the worker's producer allow (streams.kafka.topics.MAX_RECORD_BYTES).
 BIG = 1_000_000
 DEEP = 10_000
 RSS_GROWTH_LIMIT = 300 * 1024 * 1024

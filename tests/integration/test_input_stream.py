@@ -20,7 +20,7 @@ from kafka import KafkaProducer
 from scoring import Transition, load_rules
 from scoring.outputs import DeadLetter, LeadDeletion
 from scoring.replay import Replay
-from streams.topics import partition_for
+from streams.kafka.topics import partition_for
 from tests.integration.harness import Deployment
 from tests.integration.test_api import get
 from tests.kafka_server import KafkaServer

@@ -1,11 +1,11 @@
-"""The worker's producer keeps every topic it writes to in its metadata (`streams.producer`).
+"""The worker's producer keeps every topic it writes to in its metadata (`streams.kafka.producer`).
 
 The scenario the worker ran into: the producer learns a topic from an
 all-topics metadata answer and sends a record to it; before the record's
 batch goes out, the producer starts to track another topic. aiokafka's own
 producer then refreshes only the tracked topic, forgets the first one, and
 the batch waits for a leader until it expires (here after 3 s). The first
-test pins that behaviour of aiokafka (when it changes, `streams.producer`
+test pins that behaviour of aiokafka (when it changes, `streams.kafka.producer`
 can go); the second shows the worker's producer delivering the batch.
 """
 
@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from streams.producer import TopicTrackingProducer
+from streams.kafka.producer import TopicTrackingProducer
 from tests.kafka_server import KafkaServer
 
 BATCH_EXPIRES_MS = 3_000

@@ -24,7 +24,7 @@ from kafka import KafkaAdminClient, TopicPartition
 from scoring import Transition, load_rules, snapshot
 from scoring.replay import Replay
 from scoring.state import DEDUPE_WINDOW
-from streams.topics import partition_for
+from streams.kafka.topics import partition_for
 from tests.integration.harness import Deployment
 from tests.kafka_server import KafkaServer
 

@@ -1,7 +1,7 @@
 """Identity stitching in the stream, on Apache Kafka: the anonymous visitor who signs up
 through a popup is the same lead afterwards, with the anonymous id and the user id on
 different partitions, as replay stitches it; and a SIGKILL during the merges loses no
-history and counts none twice (see streams/stitching.py)."""
+history and counts none twice (see streams/processing/stitching.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, expect
 from scoring import load_rules, snapshot
 from scoring.outputs import LeadMerge, ScoreSnapshot, Transition
 from scoring.replay import Replay
-from streams.topics import partition_for
+from streams.kafka.topics import partition_for
 from tests.integration.browser import look_up, watch
 from tests.integration.harness import REPO, Deployment, WorkerProcess
 from tests.kafka_server import KafkaServer

@@ -22,7 +22,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from scoring import Transition, parse_rules
 from scoring.outputs import DeadLetter
 from scoring.replay import Replay
-from streams.traffic import generate
+from streams.dev.traffic import generate
 from tests.integration.harness import LEADSCORE, REPO, Deployment, lead_of
 from tests.kafka_server import KafkaServer
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
-from streams.webhooks import WebhookDeadLetter
+from streams.sinks.webhooks import WebhookDeadLetter
 from tests.integration.harness import Deployment, WorkerProcess
 from tests.kafka_server import KafkaServer
 

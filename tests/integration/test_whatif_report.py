@@ -11,7 +11,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Request
 
-from streams.traffic import generate
+from streams.dev.traffic import generate
 from tests.integration.browser import watch
 from tests.integration.harness import REPO
 
@@ -34,7 +34,7 @@ def test_the_html_report_is_self_contained_and_draws_its_charts(
     )
     report = tmp_path / "report.html"
     run = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "whatif", str(events), "--rules", str(proposed),
+        [sys.executable, "-m", "streams.cli.main", "whatif", str(events), "--rules", str(proposed),
          "--html", str(report)],
         capture_output=True, text=True, cwd=REPO, check=False,
     )  # fmt: skip

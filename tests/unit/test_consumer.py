@@ -11,7 +11,7 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 
-from streams.consumer import _resume, use_intake
+from streams.kafka.consumer import _resume, use_intake
 
 
 async def doubled(future: asyncio.Future[int]) -> int:

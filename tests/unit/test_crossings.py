@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.crossings import CrossingIndex
+from streams.state.crossings import CrossingIndex
 
 
 def test_due_leads_come_out_in_time_order_once() -> None:

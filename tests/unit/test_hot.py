@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from scoring import LeadState, Stage, load_rules, snapshot
-from streams.hot import HotLeads
+from streams.state.hot import HotLeads
 
 RULES = load_rules()
 DAY = 86_400.0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.pins import WRITTEN_FOR, mismatches
+from streams.kafka.pins import WRITTEN_FOR, mismatches
 
 PYPROJECT = Path(__file__).parents[2] / "pyproject.toml"
 
@@ -23,7 +23,7 @@ def test_pyproject_pins_exactly_the_versions_the_overrides_were_written_for() ->
         assert pinned is not None, f"pyproject.toml does not pin {name} exactly"
         assert pinned.group(1) == expected, (
             f"pyproject.toml pins {name}=={pinned.group(1)}, but the overrides were written "
-            f"for {expected}: re-read them (streams/pins.py) before moving the pin"
+            f"for {expected}: re-read them (streams/kafka/pins.py) before moving the pin"
         )
 
 

@@ -39,7 +39,7 @@ def write_events(path: Path, *, bad: bool = True) -> Path:
 
 def leadscore(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *map(str, args)],
+        [sys.executable, "-m", "streams.cli.main", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=Path(__file__).parents[2],

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from scoring import load_rules, parse_rules
-from streams.rescore import OUTPUTS, RescoreRefused, as_worker, rescore_settings, version_tag
+from streams.processing.rescore import (
+    OUTPUTS,
+    RescoreRefused,
+    as_worker,
+    rescore_settings,
+    version_tag,
+)
 from streams.settings import Settings
 
 EXAMPLE = load_rules()

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.store import LeadStore
+from streams.state.store import LeadStore
 
 CLAIMS = [("leadscore-control", b"claims")]
 RELEASE = [("leadscore-control", b"release")]

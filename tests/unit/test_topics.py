@@ -8,7 +8,7 @@ from aiokafka.partitioner import murmur2 as aiokafkas_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.topics import murmur2, partition_for
+from streams.kafka.topics import murmur2, partition_for
 
 
 def test_murmur2_equals_aiokafkas_for_every_length_up_to_64() -> None:

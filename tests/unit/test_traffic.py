@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from scoring import Rejection, parse_message
-from streams import traffic
-from streams.traffic import DEFAULT_START, generate, live
+from streams.dev import traffic
+from streams.dev.traffic import DEFAULT_START, generate, live
 
 ROOT = Path(__file__).resolve().parents[2]
 TYPES = {"track", "page", "identify", "group", "screen", "alias"}
@@ -282,7 +282,7 @@ def test_cli_writes_jsonl(tmp_path: Path) -> None:
     command = [
         sys.executable,
         "-m",
-        "streams.traffic",
+        "streams.dev.traffic",
         "--messages",
         "120",
         "--leads",
@@ -298,7 +298,7 @@ def test_cli_writes_jsonl(tmp_path: Path) -> None:
 
 
 def test_example_file_is_the_cli_output_plus_three_bad_lines() -> None:
-    """Regenerate with `python -m streams.traffic --messages 300 --leads 20 --seed 36`."""
+    """Regenerate with `python -m streams.dev.traffic --messages 300 --leads 20 --seed 36`."""
     lines = (ROOT / "examples" / "events.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines[:300]] == list(generate(300, 20, seed=36))
     assert len(lines) == 303

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from scoring import LeadState, Stage, load_rules, parse_rules
 from scoring.state import Sla
-from streams.waiting import WaitingSqls
+from streams.state.waiting import WaitingSqls
 
 RULES = load_rules()  # the example rules: a 4-hour SLA, escalated 4 working hours later
 HOUR = 3600.0

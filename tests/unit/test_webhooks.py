@@ -17,8 +17,8 @@ from aiohttp import web
 from scoring import Transition, load_rules
 from scoring.outputs import sales_alert
 from scoring.replay import Replay
-from streams import webhooks
-from streams.webhooks import Delivery, NotAnAlert, WebhookError, backoff, deliver, payload
+from streams.sinks import webhooks
+from streams.sinks.webhooks import Delivery, NotAnAlert, WebhookError, backoff, deliver, payload
 
 EVENTS = [
     {"type": "identify", "messageId": "m1", "timestamp": "2026-11-01T09:00:00Z", "userId": "ada",

@@ -13,8 +13,8 @@ from scoring import load_rules, parse_rules
 from scoring.replay import Replay
 from scoring.rules import rule_changes
 from scoring.whatif import compare
-from streams.cli import main
-from streams.traffic import generate
+from streams.cli.main import main
+from streams.dev.traffic import generate
 
 EXAMPLE = Path(__file__).parents[2] / "scoring" / "example_rules.yaml"
 AT = "2026-11-02T09:00:00Z"

@@ -2,14 +2,14 @@
 
 The worker's consumer hands the records of the input and repartition topics
 to `Scorer.handle` as it fetches them, one after the other
-(`streams.consumer.Intake`): Faust's per-record path (an Event per record,
+(`streams.kafka.consumer.Intake`): Faust's per-record path (an Event per record,
 the stream's queue, the agent's iterator) cost more than the scoring.
 Offsets, acks, commits and rebalances stay Faust's. One record at a time
 (faust-streaming issue 606: with more, offsets can be committed past a
 message still in flight).
 
 With exactly_once, what the scorer sends goes into the worker's transaction
-(`streams.transactions`), and a record is handled only while no commit is
+(`streams.kafka.transactions`), and a record is handled only while no commit is
 under way: a transaction then holds the outputs of exactly the records whose
 state it holds.
 """
@@ -38,7 +38,7 @@ from scoring.engine import Output
 from scoring.messages import Batch, Delete, Message, parse_input
 from scoring.outputs import DeadLetter, FollowUp, LeadDeletion, deletion_id
 from scoring.state import Stage, applied_already, new_lead, position_of
-from streams.app import (
+from streams.context import (
     CONTROL_HEADER,
     DECAY_CHECK,
     FUNNEL_KEY,
@@ -47,11 +47,11 @@ from streams.app import (
     RULES_CHECK,
     LeadscoreApp,
 )
-from streams.consumer import use_intake
-from streams.funnel import follow_up_record, gone_lead
-from streams.funnel import new_lead as new_lead_record
-from streams.stitching import LEAD_HEADER, Stitcher, control_of, forwarded_to
-from streams.topics import partition_for
+from streams.kafka.consumer import use_intake
+from streams.kafka.topics import partition_for
+from streams.processing.funnel import follow_up_record, gone_lead
+from streams.processing.funnel import new_lead as new_lead_record
+from streams.processing.stitching import LEAD_HEADER, Stitcher, control_of, forwarded_to
 
 log = logging.getLogger(__name__)
 
@@ -238,8 +238,8 @@ class Scorer:
             self.app.crossings.set(lead_key, next_crossing(state, self.rules))
 
     async def check_rules(self, record: Any, until: float) -> None:
-        """A rules check (`streams.sweep`): the lead, if still scored under earlier rules,
-        brought to the rules in use at `until`."""
+        """A rules check (`streams.processing.sweep`): the lead, if still scored under
+        earlier rules, brought to the rules in use at `until`."""
         lead_key, partition = record.key, record.partition
         state = self.store.get(lead_key, partition)
         if state is None:  # deleted (or merged) since

@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 import time
 
-from streams.app import CONTROL_HEADER, RULES_CHECK, LeadscoreApp
-from streams.timers import partitions_behind
+from streams.context import CONTROL_HEADER, RULES_CHECK, LeadscoreApp
+from streams.processing.decay import partitions_behind
 
 log = logging.getLogger(__name__)
 

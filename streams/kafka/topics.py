@@ -40,7 +40,7 @@ def funnel_topic(settings: Settings) -> str:
 
 
 def rules_topic(settings: Settings) -> str:
-    """Where the workers record the rules they start with (`streams.rules_history`)."""
+    """Where the workers record the rules they start with (`streams.processing.rules_history`)."""
     return f"{settings.app_id}-rules"
 
 

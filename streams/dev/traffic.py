@@ -21,7 +21,7 @@ among others) under their anonymousId only, sign up on a popup (`Signed Up`, sti
 anonymous), and then identify with their userId and that anonymousId. The other leads start
 with an identify. The rest of the visitors never identify (ANONYMOUS_SHARE of the messages).
 
-    python -m streams.traffic --messages 1000000 --leads 50000 --out events.jsonl
+    python -m streams.dev.traffic --messages 1000000 --leads 50000 --out events.jsonl
 """
 
 from __future__ import annotations
@@ -710,7 +710,7 @@ def _encoder() -> Callable[[Message], bytes]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m streams.traffic",
+        prog="python -m streams.dev.traffic",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

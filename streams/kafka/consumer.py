@@ -73,7 +73,7 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
     # Awaited once before each offset commit, with the offsets Faust chose to commit.
     before_commit: Callable[[Mapping[TP, int]], Awaitable[None]] | None = None
     # Whether `before_commit` commits the offsets itself (in a transaction of the
-    # worker's, `streams.transactions`), and records are read committed.
+    # worker's, `streams.kafka.transactions`), and records are read committed.
     transactional: bool = False
     # Per intake partition, the offset of the next record to hand over: where the last
     # seek went (to the committed offset, when an assignment begins), else one past the

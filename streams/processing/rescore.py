@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from scoring import Rules
 from scoring.errors import LeadscoreError
-from streams.app import LeadscoreApp
+from streams.context import LeadscoreApp
 from streams.settings import Settings, env_var
 
 log = logging.getLogger(__name__)

@@ -73,9 +73,9 @@ from scoring.identity import (
 from scoring.messages import Message
 from scoring.outputs import LeadMerge, merge_id
 from scoring.state import IDENTIFIED, Identity, applied_already, is_identified, named_in
-from streams.app import CONTROL_HEADER, FUNNEL_KEY, ITEMS_PER_RECORD, LeadscoreApp
-from streams.funnel import gone_lead
-from streams.topics import partition_for
+from streams.context import CONTROL_HEADER, FUNNEL_KEY, ITEMS_PER_RECORD, LeadscoreApp
+from streams.kafka.topics import partition_for
+from streams.processing.funnel import gone_lead
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable

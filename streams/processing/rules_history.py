@@ -12,8 +12,8 @@ import time
 
 from scoring import Rules, parse_rules
 from scoring.errors import RulesError
+from streams.kafka.topics import rules_topic
 from streams.settings import Settings
-from streams.topics import rules_topic
 
 KEY = b"rules"
 READ_TIMEOUT_S = 10.0

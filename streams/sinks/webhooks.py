@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from yarl import URL
 
 from scoring.errors import LeadscoreError
-from streams.app import LeadscoreApp
+from streams.context import LeadscoreApp
 
 log = logging.getLogger(__name__)
 

@@ -40,11 +40,11 @@ from scoring.api import (
     WaitingLead,
 )
 from scoring.identity import EMAIL, normal_email
-from streams.app import LeadscoreApp
-from streams.funnel import funnel_of, recent_of
-from streams.topics import partition_for
+from streams.context import LeadscoreApp
+from streams.kafka.topics import partition_for
+from streams.processing.funnel import funnel_of, recent_of
 
-STATIC = resources.files("streams").joinpath("static")
+STATIC = resources.files("streams.web").joinpath("static")
 CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
                  ".png": "image/png", ".svg": "image/svg+xml"}  # fmt: skip
 MAX_LIMIT = 100

@@ -81,7 +81,7 @@ def _whatif(args: argparse.Namespace) -> int:
     from rich.progress import open as progress_open
 
     from scoring.whatif import compare
-    from streams.reports import print_summary, render_html
+    from streams.cli.reports import print_summary, render_html
 
     proposed = load_rules(args.rules)
     baseline = load_rules(args.baseline)
@@ -145,9 +145,9 @@ def _worker(args: argparse.Namespace) -> int:
     settings = from_arguments(args)
     rules = load_rules(settings.rules)  # a broken file stops the worker before Kafka is touched
     from streams.app import create_app
-    from streams.clients import check_access
-    from streams.rules_history import last_recorded, record
-    from streams.topics import ensure_topics
+    from streams.cli.clients import check_access
+    from streams.kafka.topics import ensure_topics
+    from streams.processing.rules_history import last_recorded, record
     from streams.worker import run
 
     check_access(settings)
@@ -166,7 +166,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _rescore(args: argparse.Namespace) -> int:
-    from streams.rescore import RescoreRefused, rescore_settings
+    from streams.processing.rescore import RescoreRefused, rescore_settings
     from streams.settings import Settings, from_arguments
 
     settings = from_arguments(args)
@@ -174,10 +174,10 @@ def _rescore(args: argparse.Namespace) -> int:
         raise RescoreRefused("which rules? `leadscore rescore --rules NEW.yaml`")
     rules = load_rules(settings.rules)
     from streams.app import create_app
-    from streams.clients import check_access
-    from streams.rescore import input_at_start, register_progress
-    from streams.rules_history import last_recorded, record
-    from streams.topics import ensure_topics
+    from streams.cli.clients import check_access
+    from streams.kafka.topics import ensure_topics
+    from streams.processing.rescore import input_at_start, register_progress
+    from streams.processing.rules_history import last_recorded, record
     from streams.worker import run
 
     check_access(settings)
@@ -203,7 +203,7 @@ def _rescore(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from streams import dev
+    from streams.dev import mode as dev
     from streams.settings import from_arguments
 
     settings = from_arguments(args)
@@ -213,7 +213,7 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def _send(args: argparse.Namespace) -> int:
-    from streams.clients import SendReport, send
+    from streams.cli.clients import SendReport, send
     from streams.settings import from_arguments
 
     settings = from_arguments(args)
@@ -235,7 +235,7 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from streams.clients import tail
+    from streams.cli.clients import tail
     from streams.settings import from_arguments
 
     settings = from_arguments(args)

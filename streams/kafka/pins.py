@@ -1,11 +1,11 @@
 """The library versions leadscore's overrides of their private internals were written for.
 
-`streams.consumer`, `streams.tuning`, `streams.producer` and `streams.store` reach
-into faust-streaming, aiokafka and rocksdict below their public APIs (see each
-override's comment). Those libraries are pinned exactly in pyproject.toml; a
-different installed version may have moved what they reach for, so the worker
-warns at start-up, and `tests/unit/test_pins.py` fails, naming what changed.
-Re-read each override against the new version before moving a pin here.
+`streams.kafka.consumer`, `streams.kafka.embedded`, `streams.kafka.producer` and
+`streams.state.store` reach into faust-streaming, aiokafka and rocksdict below their
+public APIs (see each override's comment). Those libraries are pinned exactly in
+pyproject.toml; a different installed version may have moved what they reach for, so
+the worker warns at start-up, and `tests/unit/test_pins.py` fails, naming what
+changed. Re-read each override against the new version before moving a pin here.
 """
 
 from __future__ import annotations
@@ -26,6 +26,6 @@ def mismatches() -> list[str]:
         if installed != expected:
             found.append(
                 f"{name} {installed} is installed, but leadscore's overrides of its internals "
-                f"were written for {expected} (see streams/pins.py)"
+                f"were written for {expected} (see streams/kafka/pins.py)"
             )
     return found

@@ -3,7 +3,7 @@
 Kafka-compatible, memory only, no JVM, up in milliseconds. It has no
 transactions (so dev mode runs at-least-once), it answers a waiting Fetch
 only at fixed points of its wait, and its ListOffsets answers are wrong after
-multi-record batches: the worker adapts to both (`streams.tuning`, with the
+multi-record batches: the worker adapts to both (`streams.kafka.embedded`, with the
 setting `broker_kind = embedded`).
 """
 

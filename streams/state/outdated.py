@@ -1,5 +1,5 @@
 """The leads scored under earlier rules than the ones in use, per partition, for the rules
-sweep (`streams.sweep`) to bring over."""
+sweep (`streams.processing.sweep`) to bring over."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ from aiokafka.protocol.fetch import FetchRequest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from streams.consumer import DeliveringConsumer, worker_transport
+from streams.kafka.consumer import DeliveringConsumer, worker_transport
 
 #: Tansu first re-checks a waiting Fetch at half its wait: at most 25 ms late,
 #: for about 20 Fetch requests a second from an idle worker.
@@ -72,7 +72,7 @@ class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             if not hasattr(consumer, "_fetch_max_wait_ms"):
                 raise RuntimeError(
                     "aiokafka.AIOKafkaConsumer has no _fetch_max_wait_ms any more: "
-                    "streams.tuning needs updating"
+                    "streams.kafka.embedded needs updating"
                 )
             consumer._fetch_max_wait_ms = wait_ms
         return consumer

@@ -19,13 +19,13 @@ from pathlib import Path
 
 from scoring import Rules
 from streams.console import render
-from streams.embedded import EmbeddedBroker
+from streams.dev.broker import EmbeddedBroker
 from streams.settings import Settings
 
 
 def run(settings: Settings, rules: Rules, *, broker_port: int, demo: bool, rate: float) -> None:
     from streams.app import create_app
-    from streams.topics import ensure_topics
+    from streams.kafka.topics import ensure_topics
     from streams.worker import run as run_worker
 
     data_dir = Path(tempfile.mkdtemp(prefix="leadscore-dev-"))
@@ -102,7 +102,7 @@ def _demo_traffic(settings: Settings, stop: threading.Event, rate: float) -> Non
     import orjson
     from kafka import KafkaProducer
 
-    from streams.traffic import live
+    from streams.dev.traffic import live
 
     with _quietly():
         producer = KafkaProducer(**settings.kafka_python_config(), linger_ms=5)

@@ -47,7 +47,7 @@ from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.types import TP
 
-from streams.producer import TopicTrackingProducer
+from streams.kafka.producer import TopicTrackingProducer
 
 # Kafka aborts a transaction left open this long (a worker killed mid-transaction and
 # not restarted on its data directory): read_committed consumers wait for it until then.

@@ -8,8 +8,8 @@ messages. A partition gets its checks only once the scorer has handled every
 record that was in its input topics then: a message that arrived before the
 crossing passed is applied before the demotion, as replay would. A lead whose
 check was sent stays in the index, due again RESEND_AFTER_S later, until the
-applied check re-indexes it: a check lost on its way is sent again. After each
-rebalance the index is rebuilt from the table and the changes not flushed yet.
+applied check re-indexes it: a check lost on its way is sent again.
+After each rebalance the index is rebuilt (`streams.processing.lifecycle`).
 """
 
 from __future__ import annotations
@@ -17,13 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from faust.types import TP
 
-from scoring import decode_state
-from streams.app import CONTROL_HEADER, DECAY_CHECK, LeadscoreApp
-from streams.topics import partition_for
+from streams.context import CONTROL_HEADER, DECAY_CHECK, LeadscoreApp
+from streams.kafka.topics import partition_for
 
 log = logging.getLogger(__name__)
 
@@ -76,65 +74,6 @@ def register(app: LeadscoreApp) -> None:
                     None,
                     {CONTROL_HEADER: DECAY_CHECK},
                 )
-
-    @faust_app.timer(interval=app.settings.scores_interval)
-    async def publish_scores() -> None:
-        """At least once: a flush, whose snapshots go out with the state they show (the
-        latest of each lead changed since the last flush, however often it changed),
-        also when no offset commit comes. Exactly once, each commit publishes them."""
-        await app.store.flush()
-
-    @faust_app.on_before_shutdown.connect
-    async def last_flush(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        # Faust has committed (and so flushed the state and its snapshots) by now.
-        await app.store.flush()
-        if app.transaction is not None:
-            await app.transaction.stop()
-
-    @faust_app.on_partitions_revoked.connect
-    async def not_ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        app.ready = False
-        if app.transaction is not None:
-            # Exactly once: what the transaction holds is taken back, and its records are
-            # read again from the committed offsets, here or by the partitions' next owner.
-            async with app.store.lock:
-                await app.transaction.abort()
-                app.store.discard()
-        # Leads may move to another worker: what changed goes to the table first.
-        await app.store.flush()
-        app.store.clear()
-        app.funnel_cache.clear()
-
-    @app.leads.on_recover
-    async def rebuild_indexes() -> None:
-        """The decay, hottest-leads and waiting-SQL indexes, for the partitions this worker
-        now owns."""
-        app.clear_indexes()
-        fingerprint = app.rules.fingerprint
-        for lead_key, stored in app.leads.items():
-            state = decode_state(stored)
-            app.index(lead_key, state)
-            app.outdated.consider(lead_key, partition_for(lead_key, partitions), state, fingerprint)
-        # And the changes not in RocksDB yet: a record being handled when the rebalance
-        # began changed its lead after the revocation's flush, and read again, it will
-        # be skipped as applied.
-        owned = set(app.owned_partitions())
-        for lead_key, (partition, pending) in app.store.pending():
-            if partition in owned:
-                app.index(lead_key, pending)
-                app.outdated.consider(lead_key, partition, pending, fingerprint)
-        log.info(
-            "indexes rebuilt: %d leads with a coming crossing, %d SQLs waiting for a rep, "
-            "%d leads to bring to rules %s",
-            len(app.crossings),
-            len(app.waiting),
-            len(app.outdated),
-            app.rules.version,
-        )
-
-    @faust_app.on_rebalance_complete.connect
-    async def now_ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        app.ready = True
 
 
 def _note_waiting(

@@ -5,7 +5,7 @@ change (a RocksDB put, and a changelog record sent on its own) costs more
 than scoring the message. So the scorer and the funnel keep what they change
 in memory: the decoded lead states, the funnel totals, the recent
 transitions and the mql entry times. Once before each offset commit (the
-hook is `streams.consumer.use_before_commit`) every changed value goes to
+hook is `streams.kafka.consumer.use_before_commit`) every changed value goes to
 the table's changelog in record batches and, once Kafka has them, to RocksDB
 in one write batch per table partition. A lead that changed ten times since the last commit is
 written once, and its latest score snapshot goes to `lead-scores` in the
@@ -29,7 +29,7 @@ of each fetch, or by the flush before it waits for deliveries, so a state is nev
 durable before what it counts on was sent, and the records to a partition keep
 their order; items held in a row for one partition (claims) go in one record.
 
-With exactly_once (`streams.transactions`) the changes wait for the offset
+With exactly_once (`streams.kafka.transactions`) the changes wait for the offset
 commit, which sends them inside the worker's transaction and commits it with
 the offsets; RocksDB gets them only once the transaction has committed, so
 it never holds state that a rebalance's abort takes back. The snapshots go
@@ -52,8 +52,8 @@ from rocksdict import WriteBatch
 from scoring import LeadState, decode_state, encode_state, snapshot_json
 
 if TYPE_CHECKING:
-    from streams.app import LeadscoreApp
-    from streams.transactions import Transaction
+    from streams.context import LeadscoreApp
+    from streams.kafka.transactions import Transaction
 
 STATE_CACHE_SIZE = 200_000  # decoded states kept per worker (a few KiB each)
 TURN_AFTER_S = 0.002  # the longest a flush encodes without letting the event loop turn
@@ -108,7 +108,7 @@ class LeadStore:
         self.lock = asyncio.Lock()
 
     def get(self, lead_key: bytes, partition: int) -> LeadState | None:
-        """The lead's state; `partition` is the lead's (`streams.topics.partition_for`)."""
+        """The lead's state; `partition` is the lead's (`streams.kafka.topics.partition_for`)."""
         state = self.states.get(lead_key)
         if state is not None:
             return state
@@ -243,7 +243,7 @@ class LeadStore:
 
     async def commit(self, offsets: Mapping[TP, int]) -> None:
         """Exactly once: every change, its snapshots and `offsets` (the next records to
-        read) in the worker's transaction, committed (`streams.transactions`)."""
+        read) in the worker's transaction, committed (`streams.kafka.transactions`)."""
         assert self.transaction is not None
         await self._durable(partial(self.transaction.commit, offsets))
 

@@ -5,7 +5,7 @@ keeps when each lead entered mql (to time its way to sql), and forwards each
 transition to the one-partition funnel topic, where the totals fold
 them into one aggregate (`scoring.funnel.Funnel`) that GET /funnel reads
 (routed to the worker that owns it). Their table writes wait in
-`streams.store` until the next commit.
+`streams.state.store` until the next commit.
 
 Each transition is counted once, however often it is read or sent: the feed
 forwards a transition only if it is not among the ids of the lead's last
@@ -33,8 +33,8 @@ from pydantic import BaseModel
 from scoring import Stage, Transition
 from scoring.funnel import Funnel, LeadFunnel, Origin, Recent
 from scoring.outputs import FollowUp
-from streams.app import FUNNEL_KEY, ITEMS_PER_RECORD, RECENT_KEY, LeadscoreApp
-from streams.consumer import use_intake
+from streams.context import FUNNEL_KEY, ITEMS_PER_RECORD, RECENT_KEY, LeadscoreApp
+from streams.kafka.consumer import use_intake
 
 
 def register(app: LeadscoreApp) -> None:
@@ -83,7 +83,7 @@ def register(app: LeadscoreApp) -> None:
             recent.add(Transition.model_validate(record["transition"]))
             store.table_put(app.funnel, RECENT_KEY, 0, partial(_json, recent))
 
-    # Handed the records as the scorer is (`streams.consumer.Intake`), one at a time.
+    # Handed the records as the scorer is (`streams.kafka.consumer.Intake`), one at a time.
     for topic, handle in ((app.transitions_in, feed), (app.funnel_topic, totals)):
         app.faust.topics.add(topic)
         use_intake(app.faust, topic.topics, app.between_commits_of(handle))

@@ -1,0 +1,3 @@
+"""For trying leadscore on one machine: `leadscore dev` (the embedded broker, a worker and
+demo traffic) and the traffic generator.
+"""

@@ -1,0 +1,1 @@
+"""Where the worker delivers outside Kafka: the sales-alerts webhook."""

@@ -1,0 +1,1 @@
+"""The worker's web server: the JSON API, /metrics and the dashboard."""
