@@ -476,7 +476,10 @@ def leadscore_env(
     port = free_port()
     env = {
         **clean_env(),
-        "LEADSCORE_BROKER": broker.url,
+        # On Tansu the worker shortens its fetch waits and reads end offsets from Fetch.
+        "LEADSCORE_BROKER": f"tansu://{broker.bootstrap}"
+        if broker.name == "embedded"
+        else broker.url,
         "LEADSCORE_APP_ID": app_id,
         "LEADSCORE_INPUT_TOPICS": input_topic,
         "LEADSCORE_TRANSITIONS_TOPIC": f"lead-transitions-{tag}",
@@ -490,8 +493,6 @@ def leadscore_env(
         "LEADSCORE_HEARTBEAT_INTERVAL": f"{broker.heartbeat_interval:g}",
         "LEADSCORE_REBALANCE_TIMEOUT": f"{broker.rebalance_timeout:g}",
         "LEADSCORE_LOG_LEVEL": "warning",
-        # On Tansu the worker shortens its fetch waits and reads end offsets from Fetch.
-        "LEADSCORE_BROKER_KIND": "embedded" if broker.name == "embedded" else "kafka",
     }
     if commit is not None:
         env["LEADSCORE_COMMIT_INTERVAL"] = f"{commit:g}"

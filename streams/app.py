@@ -11,11 +11,9 @@ from faust.types import TP, TableT, TopicT
 
 from scoring import Rules
 from streams.context import PRODUCER_LINGER_S, LeadscoreApp
-from streams.kafka.consumer import use_before_commit, use_delivering_consumer
-from streams.kafka.embedded import tune_for_embedded_broker
-from streams.kafka.producer import use_topic_tracking_producer
 from streams.kafka.topics import MAX_RECORD_BYTES, TABLES, funnel_topic, repartition_topic
 from streams.kafka.transactions import Transaction, TransactionalTableManager
+from streams.kafka.transport import use_before_commit
 from streams.metrics import LeanMonitor
 from streams.processing import decay, funnel, lifecycle, scorer, sweep
 from streams.settings import Settings
@@ -27,9 +25,9 @@ def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
     """The worker's Faust app."""
     app = faust.App(
         settings.app_id,
-        broker=settings.broker,
+        broker=settings.faust_broker,  # a leadscore transport (streams.kafka.transport)
         broker_credentials=settings.faust_broker_credentials(),
-        store="rocksdb://",  # rocksdict underneath
+        store="leadscore-rocksdb://",  # streams.state.rocksdb: rocksdict underneath
         datadir=str(settings.data_dir),
         autodiscover=False,
         # Exactly once is the worker's own transaction (streams.kafka.transactions), not Faust's.
@@ -58,10 +56,6 @@ def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
         else "faust.tables:TableManager",
         producer_request_timeout=settings.producer_request_timeout,
     )
-    if settings.broker_kind == "embedded":
-        tune_for_embedded_broker(app)  # Tansu's fetch waits and end offsets
-    use_delivering_consumer(app)
-    use_topic_tracking_producer(app)
     repartition = _raw_topic(app, repartition_topic(settings))
     funnel_channel = _raw_topic(app, funnel_topic(settings))
     leadscore = LeadscoreApp(

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from scoring import LeadState, Rules, next_crossing
 from streams.kafka.consumer import DeliveringConsumer, Handle
 from streams.kafka.transactions import Transaction
+from streams.kafka.transport import kafka_producer
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.state.crossings import CrossingIndex
@@ -140,8 +141,9 @@ class LeadscoreApp:
         # aiokafka's producer itself: Faust's `topic.send` wraps each record in futures and
         # callbacks that cost more than the send (a tenth of the worker's time once the
         # scorer sends a claim or a hand-over for many messages).
+        kafka: Any
         if self.transaction is None:
-            kafka = self.faust.producer._ensure_producer()  # type: ignore[attr-defined]
+            kafka = kafka_producer(self.faust)
         else:
             kafka = await self.transaction.producer()
         sending = await kafka.send(

@@ -6,6 +6,7 @@ Precedence: command-line flag, then environment variable, then default.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import ssl
 from pathlib import Path
@@ -30,7 +31,17 @@ _SSL_PROTOCOLS = ("SSL", "SASL_SSL")
 _SSL_FILES = ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
 # Kafka's rule for topic names (kafka.common.internals.Topic).
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
-_BROKER_SCHEMES = ("kafka", "aiokafka")
+# The broker URL schemes, and the Faust transport each selects (`streams.kafka.transport`).
+_BROKER_SCHEMES = {
+    "kafka": "leadscore",
+    "aiokafka": "leadscore",
+    "leadscore": "leadscore",
+    "tansu": "leadscore-tansu",
+}
+_RETIRED = {
+    "broker_kind": "give a Tansu broker (the embedded one of `leadscore dev`) as "
+    "tansu://host:port in --broker (LEADSCORE_BROKER)"
+}
 _DEFAULT_KAFKA_PORT = 9092
 
 
@@ -55,6 +66,12 @@ def env_var(name: str) -> str:
 
 def _split_broker(broker: str) -> list[str]:
     """`kafka://h1:9092,h2:9092` (or Faust's `;` between full URLs) -> `["h1:9092", "h2:9092"]`."""
+    return _parse_broker(broker)[1]
+
+
+def _parse_broker(broker: str) -> tuple[str, list[str]]:
+    """The broker URL's scheme (`kafka` when none is given) and its hosts."""
+    schemes = set()
     hosts = []
     for part in re.split(r"[;,]", broker):
         address = part.strip()
@@ -64,8 +81,10 @@ def _split_broker(broker: str) -> list[str]:
         if separator:
             if scheme.lower() not in _BROKER_SCHEMES:
                 raise ValueError(
-                    f"unsupported scheme {scheme!r}: use kafka://host:port[,host:port]"
+                    f"unsupported scheme {scheme!r}: use kafka://host:port[,host:port] "
+                    "(or tansu://host:port for a Tansu broker)"
                 )
+            schemes.add(_BROKER_SCHEMES[scheme.lower()])
             address = rest
         address = address.rstrip("/")
         host, colon, port = address.rpartition(":")
@@ -78,7 +97,9 @@ def _split_broker(broker: str) -> list[str]:
         hosts.append(f"{host}:{port}")
     if not hosts:
         raise ValueError("no broker host given: use kafka://host:port[,host:port]")
-    return hosts
+    if len(schemes) > 1:
+        raise ValueError("one kind of broker at a time: kafka:// or tansu://, not both")
+    return (schemes.pop() if schemes else "leadscore"), hosts
 
 
 def _check_topic_name(name: str) -> str:
@@ -105,12 +126,9 @@ class Settings(BaseSettings):
 
     broker: str = Field(
         "kafka://127.0.0.1:9092",
-        description="Kafka broker URL; several hosts as kafka://h1:9092,h2:9092",
-    )
-    broker_kind: Literal["kafka", "embedded"] = Field(
-        "kafka",
-        description="what the broker is: Apache Kafka (or compatible), or the embedded Tansu "
-        "that `leadscore dev` runs (short fetch waits, end offsets read from Fetch)",
+        description="Kafka broker URL; several hosts as kafka://h1:9092,h2:9092; "
+        "tansu://host:port for Tansu, the embedded broker of `leadscore dev` (short fetch "
+        "waits, end offsets read from Fetch)",
     )
     app_id: str = Field(
         "leadscore",
@@ -322,6 +340,13 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def faust_broker(self) -> list[str]:
+        """The broker as Faust's URLs, whose scheme selects leadscore's transport:
+        `["leadscore://h1:9092", ...]`, or `leadscore-tansu://` for a Tansu broker."""
+        transport, hosts = _parse_broker(self.broker)
+        return [f"{transport}://{host}" for host in hosts]
+
+    @property
     def bootstrap_servers(self) -> list[str]:
         """The broker's hosts as kafka-python wants them: `["h1:9092", "h2:9092"]`."""
         return _split_broker(self.broker)
@@ -442,6 +467,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def from_arguments(args: argparse.Namespace) -> Settings:
     """Settings from the flags given, then LEADSCORE_ variables, then defaults."""
+    retired = [
+        f"{env_var(name)} is no longer read: {instead}"
+        for name, instead in _RETIRED.items()
+        if os.environ.get(env_var(name))
+    ]
+    if retired:
+        raise SettingsError(retired)
     # A value of None cannot come from a flag: it is another parser's default for the same name.
     overrides = {
         name: value

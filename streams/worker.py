@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import faulthandler
 import logging
-import os
 import shutil
-import signal
-import sys
-import threading
 
-import faust
 from aiokafka.errors import KafkaError
 
 from scoring import Rules
 from scoring.errors import LeadscoreError
 from scoring.rules import rule_changes
 from streams.context import LeadscoreApp
+from streams.kafka.deadline import DeadlineWorker
 from streams.kafka.pins import mismatches
 from streams.settings import Settings, where
 
@@ -60,7 +55,9 @@ def run(app: LeadscoreApp, previous: Rules | None = None) -> None:
             )
 
     # Not redirecting stdout: `leadscore dev` prints transitions there.
-    worker = _Worker(app.faust, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker = DeadlineWorker(
+        app.faust, loglevel=settings.log_level, quiet=True, redirect_stdouts=False
+    )
     worker.shutdown_timeout = settings.shutdown_timeout
     worker.spinner = None  # its cursor codes would garble what `leadscore dev` prints
     try:
@@ -69,42 +66,6 @@ def run(app: LeadscoreApp, previous: Rules | None = None) -> None:
         if stopped.code and isinstance(worker.crash_reason, KafkaError):
             raise WorkerStopped(_kafka_failure(settings, worker.crash_reason)) from None
         raise
-
-
-STUCK_EXIT_CODE = 3
-
-
-class _Worker(faust.Worker):
-    """A worker whose clean stop has a deadline.
-
-    Faust's stop can wait forever, for one when a rebalance begins while it stops (the
-    consumer thread then waits in its assignment callback for services already stopped).
-    A supervisor would kill it in the end; the deadline does it sooner, and leaves the
-    stacks that show where it waited. A stop cut short is a kill, which both guarantees
-    are made for: what was not committed is read again.
-    """
-
-    shutdown_timeout: float = 25.0
-
-    def _schedule_shutdown(self, signal: signal.Signals) -> None:
-        if not self._signal_stop_time:
-            deadline = threading.Timer(self.shutdown_timeout, _stuck, (self.shutdown_timeout,))
-            deadline.daemon = True
-            deadline.start()
-        super()._schedule_shutdown(signal)
-
-
-def _stuck(timeout: float) -> None:
-    log.error(
-        "the worker did not stop in %g s (%s): its threads' stacks follow; exiting with "
-        "code %d, as a kill would",
-        timeout,
-        where("shutdown_timeout"),
-        STUCK_EXIT_CODE,
-    )
-    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-    sys.stderr.flush()
-    os._exit(STUCK_EXIT_CODE)
 
 
 def _kafka_failure(settings: Settings, error: KafkaError) -> str:

@@ -3,8 +3,8 @@
 Kafka-compatible, memory only, no JVM, up in milliseconds. It has no
 transactions (so dev mode runs at-least-once), it answers a waiting Fetch
 only at fixed points of its wait, and its ListOffsets answers are wrong after
-multi-record batches: the worker adapts to both (`streams.kafka.embedded`, with the
-setting `broker_kind = embedded`).
+multi-record batches: the worker adapts to both (`streams.kafka.tansu`, selected by a
+`tansu://` broker URL).
 """
 
 from __future__ import annotations

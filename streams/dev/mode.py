@@ -37,8 +37,7 @@ def run(settings: Settings, rules: Rules, *, broker_port: int, demo: bool, rate:
         asked = settings.model_fields_set
         settings = settings.model_copy(
             update={
-                "broker": f"kafka://{broker.bootstrap}",
-                "broker_kind": "embedded",
+                "broker": f"tansu://{broker.bootstrap}",  # the worker's tuning for Tansu
                 # The broker keeps nothing across runs: neither may the worker.
                 "data_dir": data_dir,
                 "processing_guarantee": "at_least_once",  # the embedded broker has no transactions

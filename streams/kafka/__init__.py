@@ -1,3 +1,5 @@
-"""Kafka and Faust underneath: the consumer's intake, the producer, transactions, topics,
-the tuning for the embedded broker, the pinned versions, and the command line's clients.
+"""Kafka and Faust underneath: leadscore's Faust transport (`transport`, registered with
+Faust's `faust.transports` entry point) with its consumer, producer and the tuning for
+Tansu, the worker's transactions, the topics, and the versions of Faust and aiokafka
+whose internals these reach into (`pins`).
 """

@@ -1,8 +1,8 @@
 """The worker's Kafka consumer: Faust's, with cheaper hand-overs of records.
 
-The scoring topics' records skip Faust's per-record path altogether (see
-`Intake`); the other topics' records (the funnel's, the tables' changelogs)
-take it, with one cost cut:
+The scoring and funnel topics' records skip Faust's per-record path altogether
+(see `Intake`); the other topics' records (the tables' changelogs, while they
+recover, and sales-alerts for the webhook agent) take it, with one cost cut:
 
 Faust's consumer loop (`Consumer._drain_messages`) hands every record to the
 agents with `wait_first(deliver(record), suspend_flow.wait())`: a race that
@@ -21,11 +21,10 @@ import asyncio
 import logging
 import time
 import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from mode.services import WaitArgT, WaitResults
@@ -68,13 +67,21 @@ class Intake:
         return frozenset(self.handlers)
 
 
-class DeliveringConsumer(faust_aiokafka.Consumer):
+@dataclass
+class ConsumerHooks:
+    """What leadscore plugs into its worker's consumer, per app (`streams.kafka.transport`
+    holds one per transport, and gives it to the consumer it creates)."""
+
     intake: Intake | None = None
     # Awaited once before each offset commit, with the offsets Faust chose to commit.
     before_commit: Callable[[Mapping[TP, int]], Awaitable[None]] | None = None
     # Whether `before_commit` commits the offsets itself (in a transaction of the
     # worker's, `streams.kafka.transactions`), and records are read committed.
     transactional: bool = False
+
+
+class DeliveringConsumer(faust_aiokafka.Consumer):
+    hooks: ConsumerHooks
     # Per intake partition, the offset of the next record to hand over: where the last
     # seek went (to the committed offset, when an assignment begins), else one past the
     # last record handled. Faust's own read offset cannot tell: after its seek to the
@@ -88,7 +95,8 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
     # offsets told where its assignment begins (see `seek_to_committed`).
     _first_unsought: dict[TP, int]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, hooks: ConsumerHooks | None = None, **kwargs: Any) -> None:
+        self.hooks = ConsumerHooks() if hooks is None else hooks  # read by Faust's __init__
         super().__init__(*args, **kwargs)
         self._next = {}
         self._gaps_seen = {}
@@ -141,21 +149,22 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
         await super().on_partitions_revoked(revoked)
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        if not self.transactional:
+        if not self.hooks.transactional:
             return super()._new_consumer_thread()
         return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
-        if self.transactional:
+        if self.hooks.transactional:
             return True  # committed in the transaction, by `before_commit`
         return await super()._commit(offsets)
 
     async def _handle_attached(self, commit_offsets: Any) -> None:
         # Faust's step just before it commits `commit_offsets`: it publishes the
         # messages attached to each partition's offset, one partition after another.
-        if self.before_commit is not None:
+        before_commit = self.hooks.before_commit
+        if before_commit is not None:
             assigned = self.assignment()
-            await self.before_commit(
+            await before_commit(
                 {tp: offset for tp, offset in commit_offsets.items() if tp in assigned}
             )
         await super()._handle_attached(commit_offsets)
@@ -165,7 +174,7 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
         records, active = await super()._wait_next_records(timeout)
         if records and active is not None:
             records = await self._fetch_paused_again(records, active, generation)
-        intake = self.intake
+        intake = self.hooks.intake
         if intake is None or not records:
             return records, active
         rest = {}
@@ -253,7 +262,7 @@ class DeliveringConsumer(faust_aiokafka.Consumer):
                     # Faust acks). A genuine gap shows again right away; a skip (a batch
                     # dropped without a seek back, a fetch begun past the seek) does not.
                     self._gaps_seen[tp] = (want, offset)
-                    level = logging.DEBUG if self.transactional else logging.WARNING
+                    level = logging.DEBUG if self.hooks.transactional else logging.WARNING
                     log.log(level, "%s[%s]: fetched from %s, expected %s: reading again",
                             tp.topic, tp.partition, offset, want)  # fmt: skip
                     await self._fetch_again(tp, want)
@@ -352,61 +361,3 @@ def _resume(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Generator[Any, A
                 waiting_on = coro.send(sent)
             except StopIteration as done:
                 return done.value
-
-
-def use_delivering_consumer(app: faust.App) -> None:
-    """Make the app's worker consumer a `DeliveringConsumer`. Call before the worker starts."""
-    transport = worker_transport(app)
-    if not issubclass(transport.Consumer, DeliveringConsumer):
-        consumer = type("Consumer", (DeliveringConsumer, transport.Consumer), {})
-        transport.Consumer = consumer  # type: ignore[misc]
-
-
-def use_intake(
-    app: faust.App,
-    topics: Iterable[str],
-    handle: Handle,
-    after_fetch: Callable[[], Awaitable[None]] | None = None,
-) -> None:
-    """Hand the records of `topics` to `handle` (see `Intake`), beside the topics handed
-    before, and await `after_fetch` (if given) after each fetch's records were handed. The
-    topics must be subscribed (e.g. `app.topics.add(topic)`). Call before the worker
-    starts."""
-    use_delivering_consumer(app)
-    consumer: type[DeliveringConsumer] = worker_transport(app).Consumer  # type: ignore[assignment]
-    intake = consumer.intake or Intake({})
-    handlers = {**intake.handlers, **dict.fromkeys(topics, handle)}
-    _set_on_consumer(app, intake=Intake(handlers, after_fetch or intake.after_fetch))
-
-
-def use_before_commit(
-    app: faust.App,
-    before_commit: Callable[[Mapping[TP, int]], Awaitable[None]],
-    *,
-    commits: bool = False,
-) -> None:
-    """Await `before_commit(offsets)` before every offset commit, once per commit, with the
-    offsets to be committed (those of partitions still assigned). An error in it stops
-    the commit (Faust then crashes the worker). With `commits`, `before_commit` commits
-    the offsets itself (in a transaction) and the consumer reads committed records only.
-    Call before the worker starts."""
-    _set_on_consumer(
-        app, before_commit=staticmethod(before_commit), transactional=commits
-    )  # a plain function, not a method
-
-
-def _set_on_consumer(app: faust.App, **attributes: Any) -> None:
-    use_delivering_consumer(app)
-    transport = worker_transport(app)
-    transport.Consumer = type("Consumer", (transport.Consumer,), attributes)  # type: ignore[misc]
-
-
-def worker_transport(app: faust.App) -> faust_aiokafka.Transport:
-    """The app's transport, whose `Consumer` class leadscore may replace: an instance
-    attribute, which `Transport.create_consumer` instantiates when the worker starts."""
-    if app._consumer is not None:
-        raise RuntimeError("the app's consumer exists already: set its class earlier")
-    transport = app.transport  # made lazily, and without binding an event loop
-    if not isinstance(transport, faust_aiokafka.Transport):
-        raise TypeError(f"leadscore needs Faust's aiokafka transport, not {type(transport)}")
-    return transport

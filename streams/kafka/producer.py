@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 import aiokafka
-import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 
@@ -45,18 +44,17 @@ class TopicTrackingProducer(aiokafka.AIOKafkaProducer):  # type: ignore[misc]  #
         return await super().send_batch(batch, topic, partition=partition)
 
 
-class _Producer(faust_aiokafka.Producer):
+class TopicTrackingFaustProducer(faust_aiokafka.Producer):
+    """Faust's producer over a `TopicTrackingProducer` (transactional ones too)."""
+
     @property
     def _producer_type(self) -> type[aiokafka.AIOKafkaProducer]:
         return TopicTrackingProducer
 
-
-def use_topic_tracking_producer(app: faust.App) -> None:
-    """Make the app's producers (transactional ones too) `TopicTrackingProducer`s.
-    Call before the app's producer exists."""
-    if app._producer is not None:
-        raise RuntimeError("the app's producer exists already: set its class earlier")
-    transport = app.transport
-    if not isinstance(transport, faust_aiokafka.Transport):
-        raise TypeError(f"leadscore needs Faust's aiokafka transport, not {type(transport)}")
-    transport.Producer = _Producer  # type: ignore[misc]
+    @property
+    def kafka(self) -> TopicTrackingProducer:
+        """The aiokafka producer underneath (once started; Faust raises `NotReady`
+        before): leadscore sends its records with it directly. Faust's `send` wraps each
+        record in futures and callbacks that cost more than the send."""
+        producer: TopicTrackingProducer = self._ensure_producer()
+        return producer

@@ -34,7 +34,7 @@ from scoring import Stage, Transition
 from scoring.funnel import Funnel, LeadFunnel, Origin, Recent
 from scoring.outputs import FollowUp
 from streams.context import FUNNEL_KEY, ITEMS_PER_RECORD, RECENT_KEY, LeadscoreApp
-from streams.kafka.consumer import use_intake
+from streams.kafka.transport import use_intake
 
 
 def register(app: LeadscoreApp) -> None:

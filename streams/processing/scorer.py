@@ -47,8 +47,8 @@ from streams.context import (
     RULES_CHECK,
     LeadscoreApp,
 )
-from streams.kafka.consumer import use_intake
 from streams.kafka.topics import partition_for
+from streams.kafka.transport import use_intake
 from streams.processing.funnel import follow_up_record, gone_lead
 from streams.processing.funnel import new_lead as new_lead_record
 from streams.processing.stitching import LEAD_HEADER, Stitcher, control_of, forwarded_to

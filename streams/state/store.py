@@ -47,9 +47,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from faust.types import TP, TableT, TopicT
-from rocksdict import WriteBatch
 
 from scoring import LeadState, decode_state, encode_state, snapshot_json
+from streams.kafka.transport import kafka_producer
+from streams.state.rocksdb import store_of
 
 if TYPE_CHECKING:
     from streams.context import LeadscoreApp
@@ -292,7 +293,7 @@ class LeadStore:
             *_, records = writes.setdefault((name, partition), (table, partition, []))
             records.append((key, value() if callable(value) else value))
 
-        kafka = app.faust.producer._ensure_producer()  # type: ignore[attr-defined]
+        kafka: Any = kafka_producer(app.faust)
         if self.transaction is not None:
             kafka = await self.transaction.producer()
         sending: list[tuple[Table | None, int, Awaitable[Any]]] = []
@@ -344,7 +345,7 @@ class LeadStore:
         """
         producer = self.app.faust.producer
         await producer.maybe_start()
-        await producer._ensure_producer().flush()  # type: ignore[attr-defined]  # aiokafka's
+        await kafka_producer(self.app.faust).flush()
         delivered = len(self.deliveries)
         await asyncio.gather(*self.deliveries[:delivered])
         del self.deliveries[:delivered]
@@ -377,25 +378,13 @@ async def _turning(items: Iterable[T]) -> AsyncIterator[T]:
 
 
 def _read_store(table: Table, partition: int, key: bytes) -> bytes | None:
-    """`key` from the RocksDB of a table partition. Faust's own `table.get` looks in the
-    partition of the stream's current event, and without one (the scoring intake has
-    none) in every partition's RocksDB in turn."""
-    store: Any = table.data
-    value: bytes | None = store._db_for_partition(partition).get(key)
-    return value
+    """`key` from the RocksDB of a table partition."""
+    return store_of(table).read(partition, key)
 
 
 def _write_store(table: Table, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
-    """One RocksDB write batch into a table's store of `partition` (faust's rocksdict store;
-    faust-streaming is pinned, and this is how its own changelog recovery writes)."""
-    batch = WriteBatch(raw_mode=True)
-    for key, value in records:
-        if value is None:
-            batch.delete(key)
-        else:
-            batch.put(key, value)
-    store: Any = table.data
-    store._db_for_partition(partition).write(batch)
+    """One RocksDB write batch into a table's store of `partition`."""
+    store_of(table).write(partition, records)
 
 
 async def _send(

@@ -3,7 +3,7 @@
 Tansu answers ListOffsets with the last record batch's base offset + 1, not
 the partition's end, and the worker writes its changelogs and snapshots in
 multi-record batches there too: the worker reads end offsets from a Fetch
-instead (`streams.kafka.embedded`), and a fresh worker recovers every lead from the
+instead (`streams.kafka.tansu`), and a fresh worker recovers every lead from the
 batched changelogs.
 """
 
@@ -27,17 +27,20 @@ from scoring import Transition, load_rules, snapshot
 from scoring.replay import Replay
 from streams.dev.broker import EmbeddedBroker
 from streams.dev.traffic import generate
-from streams.kafka.embedded import _fetched_high_watermarks
+from streams.kafka.tansu import _fetched_high_watermarks
 from tests.integration.harness import Deployment, free_port
 
-# Tansu joins a group in about half the session timeout: keep it short.
-EMBEDDED = {
-    "LEADSCORE_BROKER_KIND": "embedded",
-    "LEADSCORE_SESSION_TIMEOUT": "4",
-    "LEADSCORE_REBALANCE_TIMEOUT": "4",
-    "LEADSCORE_COMMIT_INTERVAL": "0.5",
-    "LEADSCORE_SCORES_INTERVAL": "1",
-}
+
+def embedded(tansu: EmbeddedBroker) -> dict[str, str]:
+    """A worker's settings on Tansu: its URL scheme selects the worker's tuning for it, and
+    Tansu joins a group in about half the session timeout: keep it short."""
+    return {
+        "LEADSCORE_BROKER": f"tansu://{tansu.bootstrap}",
+        "LEADSCORE_SESSION_TIMEOUT": "4",
+        "LEADSCORE_REBALANCE_TIMEOUT": "4",
+        "LEADSCORE_COMMIT_INTERVAL": "0.5",
+        "LEADSCORE_SCORES_INTERVAL": "1",
+    }
 
 
 @dataclass
@@ -97,14 +100,14 @@ def test_a_fresh_worker_recovers_every_lead_from_batched_changelogs(
     want = want_first + [t for t in replay.feed(second) if isinstance(t, Transition)]
     assert len(want_first) > 10 and len(want) > len(want_first)
 
-    with deployment.worker("w1", **EMBEDDED) as worker:
+    with deployment.worker("w1", **embedded(tansu)) as worker:
         worker.wait_ready()
         deployment.produce(first)
         assert len(_transitions(deployment, len(want_first))) == len(want_first)
         assert worker.stop() == 0  # a clean stop: the last snapshots go out
 
     # A new worker with an empty data directory: all it has of w1's leads is the changelog.
-    with deployment.worker("w2", **EMBEDDED) as worker:
+    with deployment.worker("w2", **embedded(tansu)) as worker:
         worker.wait_ready()
         deployment.produce(second)
         got = _transitions(deployment, len(want))

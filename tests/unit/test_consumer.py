@@ -11,7 +11,8 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 
-from streams.kafka.consumer import _resume, use_intake
+from streams.kafka.consumer import _resume
+from streams.kafka.transport import use_intake
 
 
 async def doubled(future: asyncio.Future[int]) -> int:
@@ -128,7 +129,7 @@ class Intake:
     """An unstarted worker consumer whose intake hands records to `handled`."""
 
     def __init__(self, committed: int) -> None:
-        app = faust.App("intake-test", broker="kafka://127.0.0.1:1", autodiscover=False)
+        app = faust.App("intake-test", broker="leadscore://127.0.0.1:1", autodiscover=False)
         app.topics.add(app.topic(TOPIC))
         self.handled: list[int] = []
 
@@ -148,7 +149,7 @@ class Intake:
         await self.consumer.perform_seek()
 
     async def fetched(self, *offsets: int) -> None:
-        handle = self.consumer.intake.handlers[TOPIC]
+        handle = self.consumer.hooks.intake.handlers[TOPIC]
         await self.consumer._take(handle, TP0, records(*offsets), self.generation)
 
     def commit_offset(self) -> int | None:

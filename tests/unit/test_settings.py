@@ -54,7 +54,6 @@ def problems_of(*argv: str) -> str:
 def test_defaults() -> None:
     assert Settings().model_dump() == {
         "broker": "kafka://127.0.0.1:9092",
-        "broker_kind": "kafka",
         "app_id": "leadscore",
         "input_topics": ["lead-events"],
         "transitions_topic": "lead-transitions",
@@ -240,15 +239,31 @@ def test_settings_are_frozen() -> None:
         ("kafka://a:9092;kafka://b:9093", ["a:9092", "b:9093"]),
         ("kafka://solo", ["solo:9092"]),
         ("aiokafka://127.0.0.1:19092/", ["127.0.0.1:19092"]),
+        ("tansu://127.0.0.1:9092", ["127.0.0.1:9092"]),
+        ("h1:9092", ["h1:9092"]),
     ],
 )
 def test_bootstrap_servers(broker: str, servers: list[str]) -> None:
     settings = load("--broker", broker)
     assert settings.bootstrap_servers == servers
-    # Faust parses the same string into the same hosts (its Kafka driver's default port is 9092).
+    # Faust parses its URLs into the same hosts (its Kafka driver's default port is 9092).
     from faust.utils.urls import urllist
 
-    assert [f"{url.host}:{url.port or 9092}" for url in urllist(broker)] == servers
+    faust_urls = urllist(settings.faust_broker)
+    assert [f"{url.host}:{url.port or 9092}" for url in faust_urls] == servers
+    scheme = "leadscore-tansu" if broker.startswith("tansu") else "leadscore"
+    assert {url.scheme for url in faust_urls} == {scheme}
+
+
+def test_one_kind_of_broker_at_a_time() -> None:
+    assert "not both" in problems_of("--broker", "kafka://a:9092;tansu://b:9092")
+
+
+def test_the_retired_broker_kind_is_refused_with_what_to_do_instead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LEADSCORE_BROKER_KIND", "embedded")
+    assert "LEADSCORE_BROKER_KIND is no longer read: give a Tansu broker" in problems_of()
 
 
 @pytest.mark.parametrize("broker", ["", "kafka://", "kafka://h1:port", "http://h1:9092", "h1:0"])
@@ -270,7 +285,6 @@ def samples(tmp_path: Path) -> dict[str, tuple[str, Any]]:
         pem.write_text("pem")
     return {
         "broker": ("kafka://k1:9092,k2:9092", "kafka://k1:9092,k2:9092"),
-        "broker_kind": ("embedded", "embedded"),
         "app_id": ("scoring-eu", "scoring-eu"),
         "input_topics": ("a,b", ["a", "b"]),
         "transitions_topic": ("t", "t"),

