@@ -26,7 +26,7 @@ replay: setup
 
 # Apache Kafka for the integration tests, fetched with Maven into ~/.cache/leadscore.
 kafka: setup
-	$(BIN)/python -m tests.kafka_server install
+	$(BIN)/python -m tests.integration.kafka_server install
 
 # Debian's Chromium for the dashboard's browser test (Playwright drives it).
 chromium:

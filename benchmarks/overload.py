@@ -1,6 +1,6 @@
 """Benchmark: sustained overload, twice the worker's capacity for minutes (not a test).
 
-On Apache Kafka (`tests.kafka_server`, started for the run), one leadscore worker
+On Apache Kafka (`tests.integration.kafka_server`, started for the run), one leadscore worker
 with the default group timeouts and commit interval, 4 partitions:
 
 1. Capacity. A backlog of `--capacity-messages` generated messages is produced
@@ -55,7 +55,7 @@ from streams.dev.traffic import generate  # noqa: E402
 from streams.kafka.topics import partition_for  # noqa: E402
 from tests.chaos.suite import Run, produce, verify  # noqa: E402
 from tests.integration.harness import Deployment, WorkerProcess, lead_of  # noqa: E402
-from tests.kafka_server import KafkaServer  # noqa: E402
+from tests.integration.kafka_server import KafkaServer  # noqa: E402
 
 PARTITIONS = 4
 SAMPLE_S = 5.0

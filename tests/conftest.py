@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.kafka_server import KafkaServer
+from tests.integration.kafka_server import KafkaServer
 
 
 @pytest.fixture(scope="session")

@@ -62,7 +62,7 @@ from scoring.replay import Replay
 from streams.dev.traffic import generate
 from streams.kafka.topics import partition_for
 from tests.integration.harness import Deployment, WorkerProcess, lead_of
-from tests.kafka_server import KafkaServer
+from tests.integration.kafka_server import KafkaServer
 
 
 @dataclass

@@ -20,7 +20,7 @@ from types import TracebackType
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from scoring import Transition
-from tests.kafka_server import KafkaServer
+from tests.integration.kafka_server import KafkaServer
 
 LEADSCORE = [sys.executable, "-m", "streams.cli.main"]
 REPO = Path(__file__).parents[2]

@@ -14,7 +14,7 @@ import pytest
 
 from streams.kafka.topics import partition_for
 from tests.integration.harness import REPO, Deployment, WorkerProcess
-from tests.kafka_server import KafkaServer
+from tests.integration.kafka_server import KafkaServer
 
 TOKEN = "s3cret-token"
 SCHEMAS = REPO / "schemas"

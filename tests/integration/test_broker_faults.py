@@ -24,7 +24,7 @@ from kafka import KafkaProducer
 from scoring import Transition
 from streams.dev.traffic import generate
 from tests.integration.harness import LEADSCORE, REPO, Deployment, WorkerProcess, lead_of
-from tests.kafka_server import KafkaServer
+from tests.integration.kafka_server import KafkaServer
 
 OUTAGE_S = 30.0
 # The worker's producer gives up on a record after this (LEADSCORE_PRODUCER_REQUEST_TIMEOUT).

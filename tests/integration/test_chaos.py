@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.suite import Run, chaos
-from tests.kafka_server import KafkaServer
+from tests.integration.kafka_server import KafkaServer
 
 
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, expect
 from scoring.api import WaitingForSales
 from tests.integration.browser import look_up, watch
 from tests.integration.harness import REPO, Deployment
-from tests.kafka_server import KafkaServer
+from tests.integration.kafka_server import KafkaServer
 
 DOCS = REPO / "docs"
 TOKEN = "dashboard-test-token"

@@ -21,7 +21,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from scoring import Transition
 from scoring.outputs import DeadLetter
 from tests.integration.harness import Deployment, an_mql
-from tests.kafka_server import KafkaServer
+from tests.integration.kafka_server import KafkaServer
 
 A_BAD_LINE = json.dumps({"type": "track", "userId": "refused-2", "event": "No time, no id"})
 

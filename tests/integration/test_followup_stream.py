@@ -15,7 +15,7 @@ from scoring import parse_rules
 from scoring.outputs import SALES_ALERT_ADAPTER, FollowUp, SalesAlert
 from scoring.replay import Replay
 from tests.integration.harness import REPO, Deployment, WorkerProcess
-from tests.kafka_server import KafkaServer
+from tests.integration.kafka_server import KafkaServer
 
 SLA_S = 18.0  # the SLA, and 36 s more to the escalation
 RULES = (

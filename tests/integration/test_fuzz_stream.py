@@ -20,7 +20,7 @@ from scoring import Transition
 from scoring.outputs import DeadLetter
 from streams.dev.traffic import generate
 from tests.integration.harness import LEADSCORE, REPO, Deployment, WorkerProcess, lead_of
-from tests.kafka_server import KafkaServer
+from tests.integration.kafka_server import KafkaServer
 
 # Just under a megabyte: Kafka takes records up to 1,048,588 bytes (message.max.bytes),
 # and a dead letter carries its record base64-encoded (4/3 of it), which the dead-letter

@@ -22,8 +22,8 @@ from scoring.outputs import DeadLetter, LeadDeletion
 from scoring.replay import Replay
 from streams.kafka.topics import partition_for
 from tests.integration.harness import Deployment
+from tests.integration.kafka_server import KafkaServer
 from tests.integration.test_api import get
-from tests.kafka_server import KafkaServer
 
 PARTITIONS = 4
 

@@ -1,4 +1,4 @@
-"""Smoke test of the test broker (tests/kafka_server.py) with the real clients.
+"""Smoke test of the test broker (tests/integration/kafka_server.py) with the real clients.
 
 It checks that a real Kafka broker starts and that both Kafka clients the
 project uses, kafka-python and aiokafka (which Faust runs on), can create
@@ -14,7 +14,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from tests.kafka_server import KafkaServer
+from tests.integration.kafka_server import KafkaServer
 
 TIMEOUT_S = 30.0
 

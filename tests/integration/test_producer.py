@@ -21,7 +21,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
 from streams.kafka.producer import TopicTrackingProducer
-from tests.kafka_server import KafkaServer
+from tests.integration.kafka_server import KafkaServer
 
 BATCH_EXPIRES_MS = 3_000
 

@@ -26,7 +26,7 @@ from scoring.replay import Replay
 from scoring.state import DEDUPE_WINDOW
 from streams.kafka.topics import partition_for
 from tests.integration.harness import Deployment
-from tests.kafka_server import KafkaServer
+from tests.integration.kafka_server import KafkaServer
 
 # A year ahead: no decay crossing comes due on the wall clock during the test.
 START = datetime.now(UTC).replace(microsecond=0) + timedelta(days=365)

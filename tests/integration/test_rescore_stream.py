@@ -13,6 +13,7 @@ from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import NewTopic
 
 from tests.integration.harness import LEADSCORE, REPO, Deployment
+from tests.integration.kafka_server import KafkaServer
 from tests.integration.test_stream import (
     FAST_RULES,
     assert_same,
@@ -22,7 +23,6 @@ from tests.integration.test_stream import (
     recent_traffic,
     wait_until,
 )
-from tests.kafka_server import KafkaServer
 
 VERSION = "2026-12-example"
 # Pricing pages and page visits count double: more leads reach mql, some later or sooner.

@@ -16,7 +16,7 @@ from scoring import parse_rules
 from scoring.engine import snapshot
 from scoring.replay import Replay
 from tests.integration.harness import REPO, Deployment, WorkerProcess
-from tests.kafka_server import KafkaServer
+from tests.integration.kafka_server import KafkaServer
 
 EXAMPLE = (REPO / "scoring" / "example_rules.yaml").read_text()
 DEMO = "event: Demo Requested\n      points: 40"

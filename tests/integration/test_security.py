@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.harness import LEADSCORE, REPO, Deployment, an_mql
-from tests.kafka_server import KafkaServer, make_ca
+from tests.integration.kafka_server import KafkaServer, make_ca
 
 # Wrong settings must stop a command well before this (kafka-python's bootstrap
 # alone would wait 30 s, then name neither the password nor the CA file).

@@ -24,7 +24,7 @@ from scoring.replay import Replay
 from streams.kafka.topics import partition_for
 from tests.integration.browser import look_up, watch
 from tests.integration.harness import REPO, Deployment, WorkerProcess
-from tests.kafka_server import KafkaServer
+from tests.integration.kafka_server import KafkaServer
 
 JOURNEYS = REPO / "tests" / "fixtures" / "payloads" / "journeys"
 JOURNEY = JOURNEYS / "popup_signup.jsonl"

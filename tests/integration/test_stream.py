@@ -24,7 +24,7 @@ from scoring.outputs import DeadLetter
 from scoring.replay import Replay
 from streams.dev.traffic import generate
 from tests.integration.harness import LEADSCORE, REPO, Deployment, lead_of
-from tests.kafka_server import KafkaServer
+from tests.integration.kafka_server import KafkaServer
 
 EXAMPLE_RULES = (REPO / "scoring" / "example_rules.yaml").read_text()
 HALF_LIFE_S = 10.0

@@ -22,7 +22,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 
 from streams.sinks.webhooks import WebhookDeadLetter
 from tests.integration.harness import Deployment, WorkerProcess
-from tests.kafka_server import KafkaServer
+from tests.integration.kafka_server import KafkaServer
 
 NOW = time.time()
 

@@ -1,11 +1,11 @@
 """A real single-node Apache Kafka broker (KRaft) for the integration tests.
 
 No Docker and no Kafka download site is needed: Maven fetches the broker's
-jars from Maven Central (see ``tests/kafka/pom.xml``) into a cache outside the
+jars from Maven Central (see ``tests/integration/kafka/pom.xml``) into a cache outside the
 repository, and the broker runs as a plain ``java`` process on 127.0.0.1 with
 its data and logs in a temporary directory.
 
-    from tests.kafka_server import KafkaServer
+    from tests.integration.kafka_server import KafkaServer
 
     with KafkaServer() as kafka:
         use(kafka.bootstrap_servers)  # "127.0.0.1:PORT", PLAINTEXT
@@ -16,8 +16,8 @@ its data and logs in a temporary directory.
 
 By hand (also the set-up step of the Makefile):
 
-    python -m tests.kafka_server install   # fetch the jars, print the libs dir
-    python -m tests.kafka_server run       # start a broker until Ctrl-C
+    python -m tests.integration.kafka_server install   # fetch the jars, print the libs dir
+    python -m tests.integration.kafka_server run       # start a broker until Ctrl-C
 
 The SASL_SSL listener's certificate is signed by a CA made for the broker
 (``make_ca``, with the ``openssl`` command), and its one SCRAM-SHA-512 user
@@ -639,7 +639,7 @@ def _sigterm_as_exit() -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.kafka_server",
+        prog="python -m tests.integration.kafka_server",
         description=f"A single-node Apache Kafka {KAFKA_VERSION} broker for the tests.",
     )
     parser.add_argument("command", choices=["install", "run"],
