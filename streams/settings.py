@@ -9,6 +9,7 @@ import argparse
 import os
 import re
 import ssl
+from collections.abc import Iterable
 from pathlib import Path
 from types import UnionType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union, get_args, get_origin
@@ -446,12 +447,38 @@ def is_secret(field: FieldInfo) -> bool:
     return _plain_annotation(field) is SecretStr
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add one flag per setting; only flags given on the command line override."""
+# What a Kafka client of the command line needs (`leadscore send`, `leadscore tail`):
+# where the broker is and how to log in.
+CONNECTION = (
+    "broker",
+    "security_protocol",
+    "sasl_mechanism",
+    "sasl_username",
+    "sasl_password",
+    "ssl_cafile",
+    "ssl_certfile",
+    "ssl_keyfile",
+)
+OUTPUT_TOPICS = (
+    "transitions_topic",
+    "alerts_topic",
+    "scores_topic",
+    "dlq_topic",
+    "deletions_topic",
+    "merges_topic",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser, only: Iterable[str] | None = None) -> None:
+    """Add one flag per setting (or per setting in `only`: those the command uses); only
+    flags given on the command line override."""
     group = parser.add_argument_group(
         "settings", "each flag overrides its environment variable, which overrides the default"
     )
-    for name, field in Settings.model_fields.items():
+    fields = Settings.model_fields
+    names = list(fields) if only is None else list(only)
+    for name in names:
+        field = fields[name]
         origin = f"env {env_var(name)}"
         if not is_secret(field) and field.default is not None:
             origin += f", default: {_display(field.default)}"

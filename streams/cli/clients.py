@@ -11,29 +11,16 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from scoring import Rejection
-from scoring.errors import LeadscoreError
 from scoring.messages import Batch, parse_input
 from streams.console import render
+from streams.kafka.errors import AccessRefused, unreachable
 from streams.settings import Settings, where
-
-
-class BrokerUnreachable(LeadscoreError):
-    """The Kafka broker did not answer."""
-
-
-class AccessRefused(LeadscoreError):
-    """The Kafka broker refused the security settings: the login, or its certificate."""
 
 
 @dataclass
 class SendReport:
     sent: int = 0
     rejected: int = 0
-
-
-def _client_error(settings: Settings, error: Exception) -> BrokerUnreachable:
-    servers = ", ".join(settings.bootstrap_servers)
-    return BrokerUnreachable(f"cannot reach Kafka at {servers}: {error}")
 
 
 def check_access(settings: Settings, timeout_s: float = 15.0) -> None:
@@ -108,7 +95,7 @@ def send(
             **settings.kafka_python_config(), acks="all", linger_ms=5, max_block_ms=10_000
         )
     except KafkaError as error:
-        raise _client_error(settings, error) from None
+        raise unreachable(settings, error) from None
     report = SendReport()
     pending: list[Any] = []
     try:
@@ -142,7 +129,7 @@ def send(
         producer.flush(timeout=30)
         _confirm(pending)
     except KafkaError as error:
-        raise _client_error(settings, error) from None
+        raise unreachable(settings, error) from None
     finally:
         producer.close(timeout=5)
     return report
@@ -184,7 +171,7 @@ def tail(
             enable_auto_commit=False,
         )
     except KafkaError as error:
-        raise _client_error(settings, error) from None
+        raise unreachable(settings, error) from None
     shown = 0
     last_record = time.monotonic()
     try:

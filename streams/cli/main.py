@@ -340,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     whatif.set_defaults(run=_whatif)
 
-    from streams.settings import add_arguments
+    from streams.settings import CONNECTION, OUTPUT_TOPICS, add_arguments
 
     worker = commands.add_parser(
         "worker",
@@ -384,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send.add_argument("file", metavar="FILE", help="messages, one per line (- for stdin)")
     send.add_argument("--topic", help="topic to produce to (default: the first input topic)")
-    add_arguments(send)
+    add_arguments(send, only=(*CONNECTION, "input_topics"))
     send.set_defaults(run=_send)
 
     tail = commands.add_parser(
@@ -399,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument(
         "--idle-timeout", type=float, help="stop after this many seconds without a record"
     )
-    add_arguments(tail)
+    add_arguments(tail, only=(*CONNECTION, *OUTPUT_TOPICS))
     tail.set_defaults(run=_tail)
     return parser
 

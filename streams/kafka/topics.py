@@ -7,15 +7,11 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from scoring.errors import LeadscoreError
+from streams.kafka.errors import TopicsRefused, unreachable
 from streams.settings import Settings
 
 # Input and repartitioned events are kept a week; outputs follow the broker default.
 WEEK_MS = str(7 * 24 * 3600 * 1000)
-
-
-class KafkaUnavailable(LeadscoreError):
-    """The broker cannot be reached, or refuses what leadscore needs."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +92,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
     """Create missing topics; refuse input topics whose partition count differs.
 
-    Raises KafkaUnavailable with a clear message when the broker cannot be reached.
+    Raises BrokerUnreachable with a clear message when the broker cannot be reached,
+    TopicsRefused when Kafka refuses the topics or they do not fit the settings.
     """
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
@@ -110,8 +107,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
             bootstrap_timeout_ms=int(timeout_s * 1000),
         )
     except KafkaError as error:
-        servers = ", ".join(settings.bootstrap_servers)
-        raise KafkaUnavailable(f"cannot reach Kafka at {servers}: {error}") from None
+        raise unreachable(settings, error) from None
     try:
         existing = {
             topic["name"]: len(topic["partitions"])
@@ -123,7 +119,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
         for spec in specs:
             have = existing.get(spec.name)
             if have is not None and have != spec.partitions and spec.partitions == n_input:
-                raise KafkaUnavailable(
+                raise TopicsRefused(
                     f"topic {spec.name} has {have} partitions, but leadscore is set to "
                     f"{spec.partitions} (LEADSCORE_PARTITIONS): input, repartition and state "
                     "must be co-partitioned"
@@ -139,7 +135,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> None:
             with suppress(TopicAlreadyExistsError):  # another worker was first
                 admin.create_topics(missing, timeout_ms=int(timeout_s * 1000))
     except KafkaError as error:
-        raise KafkaUnavailable(f"Kafka refused to set up the topics: {error}") from None
+        raise TopicsRefused(f"Kafka refused to set up the topics: {error}") from None
     finally:
         admin.close()
 

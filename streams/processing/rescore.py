@@ -21,20 +21,12 @@ from dataclasses import dataclass
 from scoring import Rules
 from scoring.errors import LeadscoreError
 from streams.context import LeadscoreApp
-from streams.settings import Settings, env_var
+from streams.settings import OUTPUT_TOPICS, Settings, env_var
 
 log = logging.getLogger(__name__)
 
 # The output topics a re-score writes under its own names.
-OUTPUTS = (
-    "transitions_topic",
-    "alerts_topic",
-    "scores_topic",
-    "dlq_topic",
-    "deletions_topic",
-    "merges_topic",
-    "webhook_dlq_topic",
-)
+OUTPUTS = (*OUTPUT_TOPICS, "webhook_dlq_topic")
 PROGRESS_INTERVAL_S = 5.0
 
 

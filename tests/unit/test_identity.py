@@ -1,6 +1,6 @@
 """Identities: one person, one lead (DESIGN.md), in the core and in replay.
 
-The rules are the small explicit ones of test_semantics (demo 40, pricing page 20,
+The rules are the small explicit ones of tests/unit/semantics.py (demo 40, pricing page 20,
 email-open 5 at most 2 a week; fit: company.employee_count >= 50 -> 20, a VP title 20;
 mql at fit 30 and engagement 40).
 """
@@ -22,7 +22,7 @@ from scoring.messages import parse_message
 from scoring.outputs import LeadDeletion, LeadMerge
 from scoring.replay import BadLine, Replay
 from scoring.state import MAX_ANONYMOUS_JOINS, MAX_LINKS, MAX_MERGES, position_of
-from tests.unit.test_semantics import DAY, RULES, epoch, iso, make_rules
+from tests.unit.semantics import DAY, RULES, epoch, iso, make_rules
 
 NO_LIMITS = make_rules(half_life=True)
 

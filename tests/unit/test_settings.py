@@ -504,3 +504,34 @@ def test_unreadable_certificate_is_a_settings_error(tmp_path: Path) -> None:
     settings = load("--security-protocol", "SSL", "--ssl-cafile", str(cafile))
     with pytest.raises(SettingsError, match="cannot build a TLS context"):
         settings.faust_broker_credentials()
+
+
+@pytest.mark.parametrize(
+    ("command", "theirs", "not_theirs"),
+    [
+        (
+            "send",
+            ["--broker", "--sasl-password", "--input-topics"],
+            ["--web-port", "--scores-topic"],
+        ),
+        (
+            "tail",
+            ["--broker", "--ssl-cafile", "--merges-topic"],
+            ["--partitions", "--input-topics"],
+        ),
+        ("worker", ["--broker", "--web-port", "--partitions", "--input-topics"], []),
+    ],
+)
+def test_each_command_takes_the_settings_it_uses(
+    command: str, theirs: list[str], not_theirs: list[str]
+) -> None:
+    from streams.cli.main import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {
+        flag for action in commands.choices[command]._actions for flag in action.option_strings
+    }
+    assert set(theirs) <= flags and not set(not_theirs) & flags
+    with pytest.raises(SystemExit):
+        parser.parse_args([command, "-", *not_theirs[:1], "1"] if not_theirs else [command, "-x"])

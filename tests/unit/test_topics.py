@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import socket
 
+import pytest
 from aiokafka.partitioner import murmur2 as aiokafkas_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
@@ -38,3 +40,19 @@ def test_lead_ids_go_where_the_java_client_puts_them() -> None:
     for data, signed in vectors.items():
         assert murmur2(data) == signed & 0xFFFFFFFF
     assert partition_for(b"lead-000131", 4) == (murmur2(b"lead-000131") & 0x7FFFFFFF) % 4
+
+
+def test_an_unreachable_broker_is_the_error_send_and_tail_raise() -> None:
+    """`ensure_topics` (the worker, rescore) raises what `send` and `tail` raise for a broker
+    that does not answer (`streams.kafka.errors`; the commands' own test is in
+    tests/integration/test_dev.py)."""
+    from streams.kafka.errors import BrokerUnreachable
+    from streams.kafka.topics import ensure_topics
+    from streams.settings import Settings
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    settings = Settings(broker=f"kafka://127.0.0.1:{port}")
+    with pytest.raises(BrokerUnreachable, match=f"cannot reach Kafka at 127.0.0.1:{port}"):
+        ensure_topics(settings, timeout_s=1.0)
