@@ -69,13 +69,17 @@ class Record:
 
 def _app(stitch: bool) -> Any:
     """What the scorer uses of `LeadscoreApp`, with Kafka replaced by lists."""
-    app = types.SimpleNamespace(rules=load_rules(), metrics=Metrics(), positions={}, sent=0)
+    app = types.SimpleNamespace(rules=load_rules(), sent=0)
+    app.live = types.SimpleNamespace(
+        metrics=Metrics(),
+        positions={},
+        index=lambda key, state: None,
+        crossings=types.SimpleNamespace(set=lambda key, value: None),
+    )
     app.settings = types.SimpleNamespace(partitions=PARTITIONS, stitch=stitch)
     for name in ("events", "repartition", "funnel_topic", "transitions", "alerts", "merges",
                  "dead_letters", "deletions", "identities", "recent", "leads"):  # fmt: skip
         setattr(app, name, Topic(name))
-    app.index = lambda key, state: None
-    app.crossings = types.SimpleNamespace(set=lambda key, value: None)
     app.repartitioned = collections.defaultdict(list)
 
     async def emit(
@@ -164,7 +168,7 @@ def main() -> int:
         for stitch in (False, True):
             cpu, app = asyncio.run(_run(stitch, lines))
             seconds[stitch].append(cpu)
-            counts = dict(app.metrics.messages.most_common(6))
+            counts = dict(app.live.metrics.messages.most_common(6))
             mode = "on" if stitch else "off"
             print(
                 f"run {run + 1}, stitching {mode}: {cpu:.2f} CPU-s,"

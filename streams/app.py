@@ -92,7 +92,7 @@ def create_app(settings: Settings, rules: Rules) -> LeadscoreApp:
             await store.commit(offsets)
         else:
             await store.flush()
-        leadscore.metrics.committing(offsets, store.durable)
+        leadscore.live.metrics.committing(offsets, store.durable)
 
     use_before_commit(app, before_commit, commits=exactly_once)
     scorer.register(leadscore)

@@ -41,8 +41,47 @@ ITEMS_PER_RECORD = 1 << 20
 
 
 @dataclass
+class Live:
+    """What changes while a worker runs: its metrics, the in-memory indexes of the leads it
+    owns (rebuilt after each rebalance), the decoded funnel, the position of the last
+    record handled per input partition, and whether it is ready. The app's wiring
+    (`LeadscoreApp`: settings, rules, topics, tables) does not change after `create_app`."""
+
+    rules: Rules
+    metrics: Metrics = field(default_factory=Metrics)
+    # The funnel totals and recent transitions, decoded (on the worker owning them).
+    funnel_cache: dict[bytes, BaseModel] = field(default_factory=dict)
+    hot: HotLeads = field(default_factory=HotLeads)
+    crossings: CrossingIndex = field(default_factory=CrossingIndex)
+    waiting: WaitingSqls = field(default_factory=WaitingSqls)
+    outdated: OutdatedLeads = field(default_factory=OutdatedLeads)
+    # (topic, partition) -> offset of the last record the scorer handled.
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    ready: bool = False
+
+    def index(self, lead_key: bytes, state: LeadState | None) -> None:
+        """A changed lead (None: deleted) into the in-memory indexes the timers and web
+        views read: its next crossing, its engagement rank, its wait for a rep."""
+        if state is None:
+            self.crossings.set(lead_key, None)
+            self.hot.forget(lead_key)
+            self.waiting.forget(lead_key)
+            return
+        self.crossings.set(lead_key, next_crossing(state, self.rules))
+        self.hot.update(lead_key, state, self.rules)
+        self.waiting.update(lead_key, state, self.rules)
+
+    def clear_indexes(self) -> None:
+        self.crossings.clear()
+        self.hot.clear()
+        self.waiting.clear()
+        self.outdated.clear()
+
+
+@dataclass
 class LeadscoreApp:
-    """The Faust app and what its agent, timer and views share."""
+    """The Faust app and what its agent, timers and views share: the wiring, set up once
+    by `create_app`, and what changes as the worker runs (`live`)."""
 
     settings: Settings
     rules: Rules
@@ -62,32 +101,14 @@ class LeadscoreApp:
     mql_since: TableT[bytes, bytes]  # lead id -> scoring.funnel.LeadFunnel JSON
     funnel: TableT[bytes, bytes]  # FUNNEL_KEY -> scoring.funnel.Funnel JSON
     identities: TableT[bytes, bytes]  # b"anon:" + id -> its holder (streams.processing.stitching)
-    metrics: Metrics = field(default_factory=Metrics)
+    live: Live = field(init=False)
     # The leads' states as the scorer works on them (see streams.state.store).
     store: LeadStore = field(init=False)
-    # The funnel totals and recent transitions, decoded (on the worker owning them).
-    funnel_cache: dict[bytes, BaseModel] = field(default_factory=dict)
-    hot: HotLeads = field(default_factory=HotLeads)
-    crossings: CrossingIndex = field(default_factory=CrossingIndex)
-    waiting: WaitingSqls = field(default_factory=WaitingSqls)
-    outdated: OutdatedLeads = field(default_factory=OutdatedLeads)
-    # (topic, partition) -> offset of the last record the scorer handled.
-    positions: dict[tuple[str, int], int] = field(default_factory=dict)
     # With exactly_once: the worker's transaction (what the scorer sends goes in it).
     transaction: Transaction | None = None
-    ready: bool = False
 
-    def index(self, lead_key: bytes, state: LeadState | None) -> None:
-        """A changed lead (None: deleted) into the in-memory indexes the timers and web
-        views read: its next crossing, its engagement rank, its wait for a rep."""
-        if state is None:
-            self.crossings.set(lead_key, None)
-            self.hot.forget(lead_key)
-            self.waiting.forget(lead_key)
-            return
-        self.crossings.set(lead_key, next_crossing(state, self.rules))
-        self.hot.update(lead_key, state, self.rules)
-        self.waiting.update(lead_key, state, self.rules)
+    def __post_init__(self) -> None:
+        self.live = Live(self.rules)
 
     def next_offset(self, tp: TP) -> int:
         """The offset of the next record of input partition `tp` the scorer will handle: after
@@ -95,7 +116,7 @@ class LeadscoreApp:
         record since is not behind), else one past the last record handled."""
         upcoming = cast(DeliveringConsumer, self.faust.consumer).next_offset(tp)
         if upcoming is None:  # nothing read or sought yet
-            upcoming = self.positions.get((tp.topic, tp.partition), -1) + 1
+            upcoming = self.live.positions.get((tp.topic, tp.partition), -1) + 1
         return upcoming
 
     def owned_partitions(self) -> list[int]:
@@ -104,12 +125,6 @@ class LeadscoreApp:
         return sorted(
             tp.partition for tp in self.faust.assignor.assigned_actives() if tp.topic == first_input
         )
-
-    def clear_indexes(self) -> None:
-        self.crossings.clear()
-        self.hot.clear()
-        self.waiting.clear()
-        self.outdated.clear()
 
     def between_commits(self) -> AbstractAsyncContextManager[Any]:
         """Held while a record is handled: with exactly_once, no commit runs meanwhile, so

@@ -40,7 +40,7 @@ def register(app: LeadscoreApp) -> None:
     @faust_app.timer(interval=app.settings.decay_check_interval)
     async def send_decay_checks() -> None:
         now = time.time()
-        due = app.crossings.pop_due(now)
+        due = app.live.crossings.pop_due(now)
         if not due:
             return
         by_partition: dict[int, list[tuple[bytes, float]]] = {}
@@ -60,12 +60,12 @@ def register(app: LeadscoreApp) -> None:
         for partition, leads in by_partition.items():
             for lead_key, instant in leads:
                 if partition in behind:
-                    app.crossings.set(lead_key, instant)  # again at the next sweep
+                    app.live.crossings.set(lead_key, instant)  # again at the next sweep
                     continue
                 # Sent again later unless the check, applied, re-indexes the lead first: a
                 # check lost on its way (a failed send, a rebalance) does not lose the
                 # demotion.
-                app.crossings.set(lead_key, resend_at)
+                app.live.crossings.set(lead_key, resend_at)
                 await producer.send(
                     topic,
                     lead_key,

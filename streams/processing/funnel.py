@@ -90,7 +90,7 @@ def register(app: LeadscoreApp) -> None:
 
     @app.funnel.on_recover
     async def forget_totals() -> None:
-        app.funnel_cache.clear()
+        app.live.funnel_cache.clear()
 
 
 # A message or decay check causes at most three follow-ups (breach, escalation, an act).
@@ -135,14 +135,18 @@ def _json(model: BaseModel) -> bytes:
 
 def funnel_of(app: LeadscoreApp) -> Funnel:
     """The totals, decoded once and then kept (this worker owns the funnel partition)."""
-    if FUNNEL_KEY not in app.funnel_cache:
+    if FUNNEL_KEY not in app.live.funnel_cache:
         stored = app.store.table_get(app.funnel, FUNNEL_KEY, 0)
-        app.funnel_cache[FUNNEL_KEY] = Funnel.model_validate_json(stored) if stored else Funnel()
-    return cast(Funnel, app.funnel_cache[FUNNEL_KEY])
+        app.live.funnel_cache[FUNNEL_KEY] = (
+            Funnel.model_validate_json(stored) if stored else Funnel()
+        )
+    return cast(Funnel, app.live.funnel_cache[FUNNEL_KEY])
 
 
 def recent_of(app: LeadscoreApp) -> Recent:
-    if RECENT_KEY not in app.funnel_cache:
+    if RECENT_KEY not in app.live.funnel_cache:
         stored = app.store.table_get(app.funnel, RECENT_KEY, 0)
-        app.funnel_cache[RECENT_KEY] = Recent.model_validate_json(stored) if stored else Recent()
-    return cast(Recent, app.funnel_cache[RECENT_KEY])
+        app.live.funnel_cache[RECENT_KEY] = (
+            Recent.model_validate_json(stored) if stored else Recent()
+        )
+    return cast(Recent, app.live.funnel_cache[RECENT_KEY])

@@ -40,7 +40,7 @@ def register(app: LeadscoreApp) -> None:
 
     @faust_app.on_partitions_revoked.connect
     async def not_ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        app.ready = False
+        app.live.ready = False
         if app.transaction is not None:
             # Exactly once: what the transaction holds is taken back, and its records are
             # read again from the committed offsets, here or by the partitions' next owner.
@@ -50,35 +50,37 @@ def register(app: LeadscoreApp) -> None:
         # Leads may move to another worker: what changed goes to the table first.
         await app.store.flush()
         app.store.clear()
-        app.funnel_cache.clear()
+        app.live.funnel_cache.clear()
 
     @app.leads.on_recover
     async def rebuild_indexes() -> None:
         """The decay, hottest-leads and waiting-SQL indexes, for the partitions this worker
         now owns."""
-        app.clear_indexes()
+        app.live.clear_indexes()
         fingerprint = app.rules.fingerprint
         for lead_key, stored in app.leads.items():
             state = decode_state(stored)
-            app.index(lead_key, state)
-            app.outdated.consider(lead_key, partition_for(lead_key, partitions), state, fingerprint)
+            app.live.index(lead_key, state)
+            app.live.outdated.consider(
+                lead_key, partition_for(lead_key, partitions), state, fingerprint
+            )
         # And the changes not in RocksDB yet: a record being handled when the rebalance
         # began changed its lead after the revocation's flush, and read again, it will
         # be skipped as applied.
         owned = set(app.owned_partitions())
         for lead_key, (partition, pending) in app.store.pending():
             if partition in owned:
-                app.index(lead_key, pending)
-                app.outdated.consider(lead_key, partition, pending, fingerprint)
+                app.live.index(lead_key, pending)
+                app.live.outdated.consider(lead_key, partition, pending, fingerprint)
         log.info(
             "indexes rebuilt: %d leads with a coming crossing, %d SQLs waiting for a rep, "
             "%d leads to bring to rules %s",
-            len(app.crossings),
-            len(app.waiting),
-            len(app.outdated),
+            len(app.live.crossings),
+            len(app.live.waiting),
+            len(app.live.outdated),
             app.rules.version,
         )
 
     @faust_app.on_rebalance_complete.connect
     async def now_ready(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        app.ready = True
+        app.live.ready = True

@@ -130,13 +130,13 @@ def register_progress(app: LeadscoreApp, start: InputAtStart) -> None:
     @app.faust.timer(interval=PROGRESS_INTERVAL_S)
     async def progress() -> None:
         nonlocal caught_up
-        if caught_up or not app.ready:
+        if caught_up or not app.live.ready:
             return
         owned = set(app.owned_partitions())
         tps = [tp for tp in start.end if tp[1] in owned]
         total = sum(start.end[tp] - start.earliest[tp] for tp in tps)
         done = sum(
-            max(0, min(app.positions.get(tp, -1) + 1, start.end[tp]) - start.earliest[tp])
+            max(0, min(app.live.positions.get(tp, -1) + 1, start.end[tp]) - start.earliest[tp])
             for tp in tps
         )
         if done < total:

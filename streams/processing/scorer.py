@@ -71,14 +71,14 @@ class Scorer:
         self.app = app
         self.rules = app.rules
         self.partitions = app.settings.partitions
-        self.metrics = app.metrics
+        self.metrics = app.live.metrics
         self.store = app.store
         self.stitcher = Stitcher(app, self.save) if app.settings.stitch else None
 
     async def handle(self, record: Any) -> None:
         """Score one record (a Faust message: topic, partition, offset, key, value, headers)."""
         started = time.perf_counter()
-        self.app.positions[record.topic, record.partition] = record.offset
+        self.app.live.positions[record.topic, record.partition] = record.offset
         outcome = await self._handle(record)
         self.metrics.handled(outcome, time.perf_counter() - started)
 
@@ -229,13 +229,13 @@ class Scorer:
         lead_key, partition = record.key, record.partition
         state = self.store.get(lead_key, partition)
         if state is None:  # deleted (or merged) since: nothing to send again
-            self.app.crossings.set(lead_key, None)
+            self.app.live.crossings.set(lead_key, None)
             return
         updated, transitions = advance(state, until, self.rules)
         if transitions:
             await self.save(lead_key, partition, updated, transitions, record)
         else:
-            self.app.crossings.set(lead_key, next_crossing(state, self.rules))
+            self.app.live.crossings.set(lead_key, next_crossing(state, self.rules))
 
     async def check_rules(self, record: Any, until: float) -> None:
         """A rules check (`streams.processing.sweep`): the lead, if still scored under

@@ -208,7 +208,7 @@ class Stitcher:
         """A control record of the repartition topic: a claim, or a reply to one."""
         payload = orjson.loads(record.value)
         if kind == CLAIMS:  # each claim's outcome counted as a record's would be
-            counts = self.app.metrics.messages
+            counts = self.app.live.metrics.messages
             for index, (to, claim) in enumerate(payload):
                 counts[await self._claim(to, record.partition, claim, record, index)] += 1
             return "claims"
@@ -271,7 +271,7 @@ class Stitcher:
             occurred_at=datetime.fromisoformat(payload["occurred_at"]),
         )
         await self.app.emit(self.app.merges, lead_key, event.model_dump_json().encode())
-        self.app.metrics.merges += 1
+        self.app.live.metrics.merges += 1
         await self.save(lead_key, partition, _at(merged, position), outputs, record)
         return "merged"
 
@@ -398,7 +398,7 @@ class Stitcher:
     def _conflict(self, kind: Conflict | None) -> None:
         if kind is None:
             return
-        self.app.metrics.identity_conflicts[kind] += 1
+        self.app.live.metrics.identity_conflicts[kind] += 1
         log.info("identity conflict (%s): scored without merging", kind)
 
     def _send(self, key: str, kind: bytes, payload: dict[str, Any]) -> None:

@@ -27,12 +27,12 @@ PROGRESS_EVERY_S = 30.0
 
 
 def register(app: LeadscoreApp) -> None:
-    outdated = app.outdated
+    outdated = app.live.outdated
     rate = app.settings.rules_sweep_rate
 
     @app.faust.timer(interval=INTERVAL_S)
     async def sweep_rules() -> None:
-        if not rate or not app.ready or not (pending := outdated.partitions()):
+        if not rate or not app.live.ready or not (pending := outdated.partitions()):
             return
         now = time.time()
         behind = await partitions_behind(app, pending)

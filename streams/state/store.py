@@ -132,13 +132,13 @@ class LeadStore:
             }
         self.states[lead_key] = state
         self.changed.leads[lead_key] = (partition, state)
-        self.app.index(lead_key, state)  # at once: the web views read them
+        self.app.live.index(lead_key, state)  # at once: the web views read them
 
     def delete(self, lead_key: bytes, partition: int) -> None:
         """Forget the lead: a tombstone to its table and to `lead-scores` by the next flush."""
         self.states.pop(lead_key, None)
         self.changed.leads[lead_key] = (partition, None)
-        self.app.index(lead_key, None)
+        self.app.live.index(lead_key, None)
 
     def table_get(self, table: Table, key: bytes, partition: int) -> bytes | None:
         """A table's value (`key` of table partition `partition`), with the writes not
@@ -251,7 +251,7 @@ class LeadStore:
     async def _durable(self, commit: Callable[[], Awaitable[None]] | None = None) -> None:
         async with self.lock:  # commits of several partitions may ask at once
             self.flushing, self.changed = self.changed, Changes()
-            handled = dict(self.app.positions)
+            handled = dict(self.app.live.positions)
             try:
                 await self._flush(self.flushing, commit)
                 self.durable = handled

@@ -71,20 +71,20 @@ def register(app: LeadscoreApp) -> None:
     async def health(web: Any, request: Any) -> Any:
         """200 once topics exist and this worker has its partitions (and state) assigned."""
         body = {
-            "status": "ok" if app.ready else "starting",
+            "status": "ok" if app.live.ready else "starting",
             "rules_version": app.rules.version,
             "partitions": app.owned_partitions(),
         }
-        return web.json(body, status=200 if app.ready else 503)
+        return web.json(body, status=200 if app.live.ready else 503)
 
     @faust_app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         await _update_lag(app)
-        app.metrics.mql_crossings.set(len(app.crossings))
-        overdue = app.waiting.overdue(time.time())
-        app.metrics.sqls_waiting.labels("true").set(overdue)
-        app.metrics.sqls_waiting.labels("false").set(len(app.waiting) - overdue)
-        return web.bytes(app.metrics.text(), content_type="text/plain; version=0.0.4")
+        app.live.metrics.mql_crossings.set(len(app.live.crossings))
+        overdue = app.live.waiting.overdue(time.time())
+        app.live.metrics.sqls_waiting.labels("true").set(overdue)
+        app.live.metrics.sqls_waiting.labels("false").set(len(app.live.waiting) - overdue)
+        return web.bytes(app.live.metrics.text(), content_type="text/plain; version=0.0.4")
 
     @faust_app.page("/leads/top")
     @protected
@@ -108,8 +108,8 @@ def register(app: LeadscoreApp) -> None:
     async def waiting_for_sales(web: Any, request: Any) -> Any:
         limit = _limit(request, 20)
         now = time.time()
-        leads = [lead._asdict() for lead in app.waiting.most_urgent(limit)]
-        waiting, overdue = len(app.waiting), app.waiting.overdue(now)
+        leads = [lead._asdict() for lead in app.live.waiting.most_urgent(limit)]
+        waiting, overdue = len(app.live.waiting), app.live.waiting.overdue(now)
         if request.query.get("local") == "1":  # a peer asking for this worker's share
             return web.json({"leads_raw": leads, "waiting": waiting, "overdue": overdue})
         for answer in await _peers(app, request):
@@ -239,7 +239,7 @@ def _local_top(app: LeadscoreApp, stage: str, limit: int) -> list[dict[str, Any]
             "clock": hot.clock,
             "rank": hot.rank,
         }
-        for hot in app.hot.top(stage, limit)
+        for hot in app.live.hot.top(stage, limit)
     ]
 
 
@@ -303,4 +303,4 @@ async def _update_lag(app: LeadscoreApp) -> None:
     ends = await app.faust.consumer.highwaters(*tps)
     for tp in tps:
         lag = max(0, (ends.get(tp) or 0) - app.next_offset(tp))
-        app.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
+        app.live.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
