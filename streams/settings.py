@@ -71,7 +71,8 @@ def _split_broker(broker: str) -> list[str]:
 
 
 def _parse_broker(broker: str) -> tuple[str, list[str]]:
-    """The broker URL's scheme (`kafka` when none is given) and its hosts."""
+    """The Faust transport the broker URL's scheme selects (`leadscore` when none is
+    given), and the hosts."""
     schemes = set()
     hosts = []
     for part in re.split(r"[;,]", broker):
@@ -174,7 +175,8 @@ class Settings(BaseSettings):
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         "at_least_once",
         description="delivery guarantee: at_least_once, or exactly_once (the worker's own Kafka "
-        "transactions; read outputs read_committed)",
+        "transactions; read outputs read_committed; refused on Tansu, which has no "
+        "transactions)",
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="Kafka security protocol"
@@ -319,6 +321,12 @@ class Settings(BaseSettings):
                 problems[name] = f"no such file: {path}"
         if self.ssl_keyfile is not None and self.ssl_certfile is None:
             problems["ssl_certfile"] = f"required with a client key ({flag('ssl_keyfile')})"
+        tansu = _parse_broker(self.broker)[0] == _BROKER_SCHEMES["tansu"]
+        if tansu and self.processing_guarantee == "exactly_once":
+            problems["processing_guarantee"] = (
+                "exactly_once needs transactions, which Tansu (a tansu:// broker) does not "
+                "have: use at_least_once"
+            )
         if self.heartbeat_interval >= self.session_timeout:
             problems["heartbeat_interval"] = (
                 f"must be less than the session timeout ({self.session_timeout:g} s)"

@@ -255,6 +255,13 @@ def test_bootstrap_servers(broker: str, servers: list[str]) -> None:
     assert {url.scheme for url in faust_urls} == {scheme}
 
 
+def test_exactly_once_is_refused_on_tansu_which_has_no_transactions() -> None:
+    message = problems_of("--broker", "tansu://127.0.0.1:9092", "--processing-guarantee",
+                          "exactly_once")  # fmt: skip
+    assert "--processing-guarantee (LEADSCORE_PROCESSING_GUARANTEE): exactly_once needs" in message
+    assert load("--broker", "kafka://k:9092", "--processing-guarantee", "exactly_once")
+
+
 def test_one_kind_of_broker_at_a_time() -> None:
     assert "not both" in problems_of("--broker", "kafka://a:9092;tansu://b:9092")
 
