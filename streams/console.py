@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from scoring import SalesAlert, ScoreSnapshot, Transition
 from scoring.outputs import SALES_ALERT_ADAPTER, DeadLetter, FollowUp, LeadDeletion, LeadMerge
+from streams.settings import OUTPUT_TOPICS
 
 ARROW = "→"
 
@@ -62,4 +63,5 @@ def render(kind: str, value: bytes | None, key: bytes | None = None) -> str:
     return dead_letter_line(DeadLetter.model_validate_json(value))
 
 
-OUTPUTS = ("transitions", "alerts", "scores", "dlq", "deletions", "merges")
+# The output topics' kinds, as `tail --output` names them: "transitions", "alerts", ...
+OUTPUTS = tuple(name.removesuffix("_topic") for name in OUTPUT_TOPICS)

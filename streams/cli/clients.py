@@ -154,14 +154,7 @@ def tail(
     from kafka import KafkaConsumer
     from kafka.errors import KafkaError
 
-    topic = {
-        "transitions": settings.transitions_topic,
-        "alerts": settings.alerts_topic,
-        "scores": settings.scores_topic,
-        "dlq": settings.dlq_topic,
-        "deletions": settings.deletions_topic,
-        "merges": settings.merges_topic,
-    }[kind]
+    topic: str = getattr(settings, f"{kind}_topic")  # `kind` one of console.OUTPUTS
     check_access(settings)
     try:
         consumer = KafkaConsumer(

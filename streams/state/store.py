@@ -323,7 +323,7 @@ class LeadStore:
         # RocksDB only once the changelog has it: a local state ahead of its changelog
         # would skip, as applied, messages whose effect another worker never gets.
         for table, partition, records in writes.values():
-            _write_store(table, partition, records)
+            store_of(table).write(partition, records)
         # Recovery reads a changelog from the last offset known to be in RocksDB.
         persisted: dict[tuple[str, int], tuple[Table, int]] = {}
         for (written, partition, _), metadata in zip(sending, sent, strict=True):
@@ -378,13 +378,9 @@ async def _turning(items: Iterable[T]) -> AsyncIterator[T]:
 
 
 def _read_store(table: Table, partition: int, key: bytes) -> bytes | None:
-    """`key` from the RocksDB of a table partition."""
+    """`key` from the RocksDB of a table partition (one function, so that
+    benchmarks/scorer_path.py can stand a dictionary in for RocksDB)."""
     return store_of(table).read(partition, key)
-
-
-def _write_store(table: Table, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
-    """One RocksDB write batch into a table's store of `partition`."""
-    store_of(table).write(partition, records)
 
 
 async def _send(
